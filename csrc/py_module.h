@@ -1,0 +1,54 @@
+/*
+ * Shared declarations of the pyws._core binding: the module state (types
+ * and exception classes, no mutable statics) and the helpers each py_*.c
+ * file uses.
+ */
+#ifndef PYWS_PY_MODULE_H
+#define PYWS_PY_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyws_http.h"
+
+typedef struct pyws_state {
+  PyTypeObject *protocol_type;
+  /* From pyws.exceptions, so Python and C raise one exception tree. */
+  PyObject *WebSocketError;
+  PyObject *HandshakeError;
+  PyObject *ConnectionClosed;
+} pyws_state;
+
+static inline pyws_state *pyws_get_state(PyObject *module) {
+  return (pyws_state *)PyModule_GetState(module);
+}
+
+/* Set an exception for engine error `rv` (MemoryError, ValueError or
+ * WebSocketError with pyws_strerror's text); returns NULL. */
+PyObject *pyws_py_error(pyws_state *st, int rv);
+
+/* Raise HandshakeError(message, status, headers); returns NULL.  `extra_name`
+ * may be NULL. */
+PyObject *pyws_py_handshake_error(pyws_state *st, const char *message, int status,
+                                  const char *extra_name, const char *extra_value);
+
+/* Convert a sequence of str to pyws_str views (valid while `seq_fast`, a
+ * new reference returned through *keep, lives).  *out is PyMem_Malloc'ed.
+ * `what` names the argument in error messages.  0 or -1 with an exception. */
+int pyws_py_str_list(PyObject *seq, const char *what, PyObject **keep,
+                     pyws_str **out, size_t *n);
+
+/* Convert a sequence of (name, value) str pairs to header views, same
+ * ownership rules as pyws_py_str_list. */
+int pyws_py_header_list(PyObject *seq, PyObject **keep, pyws_http_header **out,
+                        size_t *n);
+
+/* Headers as a list of (name, value) str tuples, decoded as Latin-1. */
+PyObject *pyws_py_headers_to_list(const pyws_http_header *h, size_t n);
+
+/* Per-file module setup, called from the module's exec slot. */
+int pyws_py_protocol_init(PyObject *module, pyws_state *st);
+int pyws_py_handshake_init(PyObject *module);
+int pyws_py_frame_init(PyObject *module);
+
+#endif

@@ -1,0 +1,364 @@
+/*
+ * pyws._core.Protocol: a Python object around one pyws_conn.  It holds no
+ * Python references, so it needs no GC support; as a heap type it keeps
+ * its type alive and releases it in dealloc.
+ */
+#include "py_module.h"
+
+#include "pyws_conn.h"
+#include "pyws_error.h"
+#include "pyws_utf8.h"
+
+typedef struct {
+  PyObject_HEAD
+  pyws_conn *conn;
+} ProtocolObject;
+
+static pyws_state *state_of(PyObject *self) {
+  return (pyws_state *)PyType_GetModuleState(Py_TYPE(self));
+}
+
+static PyObject *closed_error(ProtocolObject *self) {
+  pyws_state *st = state_of((PyObject *)self);
+  size_t rlen;
+  const uint8_t *reason = pyws_conn_close_reason(self->conn, &rlen);
+  uint16_t code = pyws_conn_close_code(self->conn);
+  PyObject *exc = PyObject_CallFunction(st->ConnectionClosed, "is#",
+                                        code ? code : 1006, (const char *)reason,
+                                        (Py_ssize_t)rlen);
+  if (exc != NULL) {
+    PyErr_SetObject(st->ConnectionClosed, exc);
+    Py_DECREF(exc);
+  }
+  return NULL;
+}
+
+/* Map an engine result to None or an exception. */
+static PyObject *result(ProtocolObject *self, int rv) {
+  if (rv == 0) {
+    Py_RETURN_NONE;
+  }
+  if (rv == PYWS_ERR_CLOSED) {
+    return closed_error(self);
+  }
+  return pyws_py_error(state_of((PyObject *)self), rv);
+}
+
+static PyObject *Protocol_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"server", "max_message_size", NULL};
+  int server = 1;
+  long long max_size = PYWS_DEFAULT_MAX_MESSAGE_SIZE;
+  pyws_conn_options opts;
+  ProtocolObject *self;
+  int rv;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pL:Protocol", kwlist, &server,
+                                   &max_size)) {
+    return NULL;
+  }
+  if (max_size < 0) {
+    PyErr_SetString(PyExc_ValueError, "max_message_size must be >= 0 (0 means no limit)");
+    return NULL;
+  }
+  self = (ProtocolObject *)type->tp_alloc(type, 0);
+  if (self == NULL) {
+    return NULL;
+  }
+  opts.server = server;
+  opts.max_message_size = (uint64_t)max_size;
+  if ((rv = pyws_conn_new(&self->conn, &opts)) != 0) {
+    Py_DECREF(self);
+    return PyErr_NoMemory();
+  }
+  return (PyObject *)self;
+}
+
+static void Protocol_dealloc(ProtocolObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  pyws_conn_free(self->conn);
+  tp->tp_free((PyObject *)self);
+  Py_DECREF(tp);
+}
+
+static PyObject *Protocol_receive_data(ProtocolObject *self, PyObject *data) {
+  Py_buffer view;
+  int rv;
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) != 0) {
+    return NULL;
+  }
+  rv = pyws_conn_recv(self->conn, view.buf, (size_t)view.len);
+  PyBuffer_Release(&view);
+  if (rv != 0) {
+    return pyws_py_error(state_of((PyObject *)self), rv);
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *Protocol_receive_eof(ProtocolObject *self, PyObject *Py_UNUSED(ignored)) {
+  pyws_conn_recv_eof(self->conn);
+  Py_RETURN_NONE;
+}
+
+static PyObject *event_to_tuple(const pyws_event *ev) {
+  PyObject *payload;
+  switch (ev->type) {
+  case PYWS_EVENT_TEXT:
+    payload = PyUnicode_DecodeUTF8((const char *)ev->data, (Py_ssize_t)ev->len, "strict");
+    break;
+  case PYWS_EVENT_CLOSE:
+  case PYWS_EVENT_FAIL:
+    payload = Py_BuildValue("(iN)", (int)ev->code,
+                            PyUnicode_DecodeUTF8((const char *)ev->data,
+                                                 (Py_ssize_t)ev->len, "replace"));
+    break;
+  default:
+    payload = PyBytes_FromStringAndSize((const char *)ev->data, (Py_ssize_t)ev->len);
+  }
+  if (payload == NULL) {
+    return NULL;
+  }
+  return Py_BuildValue("(iN)", (int)ev->type, payload);
+}
+
+static PyObject *Protocol_events_received(ProtocolObject *self, PyObject *Py_UNUSED(ignored)) {
+  PyObject *list = PyList_New(0);
+  pyws_event *ev;
+  if (list == NULL) {
+    return NULL;
+  }
+  while (pyws_conn_next_event(self->conn, &ev)) {
+    PyObject *item = event_to_tuple(ev);
+    pyws_event_free(ev);
+    if (item == NULL || PyList_Append(list, item) != 0) {
+      Py_XDECREF(item);
+      Py_DECREF(list);
+      return NULL;
+    }
+    Py_DECREF(item);
+  }
+  return list;
+}
+
+static PyObject *Protocol_data_to_send(ProtocolObject *self, PyObject *Py_UNUSED(ignored)) {
+  size_t len;
+  const uint8_t *out = pyws_conn_output(self->conn, &len);
+  PyObject *bytes = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)len);
+  if (bytes != NULL) {
+    pyws_conn_consume_output(self->conn, len);
+  }
+  return bytes;
+}
+
+static PyObject *Protocol_send_text(ProtocolObject *self, PyObject *data) {
+  Py_buffer view;
+  int rv;
+  if (PyUnicode_Check(data)) {
+    Py_ssize_t len;
+    const char *p = PyUnicode_AsUTF8AndSize(data, &len);
+    if (p == NULL) {
+      return NULL; /* lone surrogates cannot be encoded */
+    }
+    return result(self, pyws_conn_send_text(self->conn, (const uint8_t *)p, (size_t)len));
+  }
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) != 0) {
+    return NULL;
+  }
+  if (!pyws_utf8_valid(view.buf, (size_t)view.len)) {
+    PyBuffer_Release(&view);
+    PyErr_SetString(PyExc_ValueError, "a text message must be valid UTF-8");
+    return NULL;
+  }
+  rv = pyws_conn_send_text(self->conn, view.buf, (size_t)view.len);
+  PyBuffer_Release(&view);
+  return result(self, rv);
+}
+
+typedef int (*send_fn)(pyws_conn *, const uint8_t *, size_t);
+
+static PyObject *send_buffer(ProtocolObject *self, PyObject *data, send_fn fn,
+                             int control) {
+  Py_buffer view;
+  int rv;
+  if (data == NULL) {
+    return result(self, fn(self->conn, NULL, 0));
+  }
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) != 0) {
+    return NULL;
+  }
+  if (control && view.len > 125) {
+    PyBuffer_Release(&view);
+    PyErr_Format(PyExc_ValueError,
+                 "a control frame payload is at most 125 bytes, got %zd", view.len);
+    return NULL;
+  }
+  rv = fn(self->conn, view.buf, (size_t)view.len);
+  PyBuffer_Release(&view);
+  return result(self, rv);
+}
+
+static PyObject *Protocol_send_binary(ProtocolObject *self, PyObject *data) {
+  return send_buffer(self, data, pyws_conn_send_binary, 0);
+}
+
+static PyObject *Protocol_send_ping(ProtocolObject *self, PyObject *args) {
+  PyObject *data = NULL;
+  if (!PyArg_ParseTuple(args, "|O:send_ping", &data)) return NULL;
+  return send_buffer(self, data, pyws_conn_send_ping, 1);
+}
+
+static PyObject *Protocol_send_pong(ProtocolObject *self, PyObject *args) {
+  PyObject *data = NULL;
+  if (!PyArg_ParseTuple(args, "|O:send_pong", &data)) return NULL;
+  return send_buffer(self, data, pyws_conn_send_pong, 1);
+}
+
+static PyObject *Protocol_send_close(ProtocolObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"code", "reason", NULL};
+  int code = 1000;
+  PyObject *reason_obj = NULL;
+  Py_buffer view = {0};
+  const char *reason = "";
+  Py_ssize_t rlen = 0;
+  int rv;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iO:send_close", kwlist, &code,
+                                   &reason_obj)) {
+    return NULL;
+  }
+  if (reason_obj != NULL && PyUnicode_Check(reason_obj)) {
+    if ((reason = PyUnicode_AsUTF8AndSize(reason_obj, &rlen)) == NULL) return NULL;
+  } else if (reason_obj != NULL && reason_obj != Py_None) {
+    if (PyObject_GetBuffer(reason_obj, &view, PyBUF_SIMPLE) != 0) return NULL;
+    reason = view.buf;
+    rlen = view.len;
+  }
+  if (code == 1005 ? rlen != 0 : !pyws_close_code_is_valid((unsigned)code)) {
+    PyBuffer_Release(&view);
+    PyErr_Format(PyExc_ValueError,
+                 code == 1005 ? "close code 1005 (no code) cannot carry a reason"
+                              : "invalid close code %d: use 1000-1003, 1007-1014 or 3000-4999",
+                 code);
+    return NULL;
+  }
+  if (rlen > PYWS_MAX_CLOSE_REASON || !pyws_utf8_valid((const uint8_t *)reason, (size_t)rlen)) {
+    PyBuffer_Release(&view);
+    PyErr_Format(PyExc_ValueError,
+                 "a close reason must be valid UTF-8 of at most 123 bytes, got %zd bytes",
+                 rlen);
+    return NULL;
+  }
+  rv = pyws_conn_send_close(self->conn, (uint16_t)code, (const uint8_t *)reason, (size_t)rlen);
+  PyBuffer_Release(&view);
+  return result(self, rv);
+}
+
+static PyObject *Protocol_get_state(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromLong(pyws_conn_get_state(self->conn));
+}
+
+static PyObject *Protocol_get_is_server(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(pyws_conn_is_server(self->conn));
+}
+
+static PyObject *Protocol_get_max_message_size(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLongLong(pyws_conn_max_message_size(self->conn));
+}
+
+static PyObject *Protocol_get_close_sent(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(pyws_conn_close_sent(self->conn));
+}
+
+static PyObject *Protocol_get_close_received(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(pyws_conn_close_received(self->conn));
+}
+
+static PyObject *Protocol_get_close_code(ProtocolObject *self, void *closure) {
+  uint16_t code = pyws_conn_close_code(self->conn);
+  (void)closure;
+  if (code == 0) {
+    Py_RETURN_NONE;
+  }
+  return PyLong_FromLong(code);
+}
+
+static PyObject *Protocol_get_close_reason(ProtocolObject *self, void *closure) {
+  size_t len;
+  const uint8_t *reason = pyws_conn_close_reason(self->conn, &len);
+  (void)closure;
+  return PyUnicode_DecodeUTF8((const char *)reason, (Py_ssize_t)len, "replace");
+}
+
+static PyObject *Protocol_get_output_size(ProtocolObject *self, void *closure) {
+  size_t len;
+  (void)closure;
+  pyws_conn_output(self->conn, &len);
+  return PyLong_FromSize_t(len);
+}
+
+static PyMethodDef Protocol_methods[] = {
+    {"receive_data", (PyCFunction)Protocol_receive_data, METH_O,
+     "Feed bytes read from the transport."},
+    {"receive_eof", (PyCFunction)Protocol_receive_eof, METH_NOARGS,
+     "The transport reached EOF."},
+    {"events_received", (PyCFunction)Protocol_events_received, METH_NOARGS,
+     "Return and clear the pending events, as (kind, payload) tuples."},
+    {"data_to_send", (PyCFunction)Protocol_data_to_send, METH_NOARGS,
+     "Return and clear the bytes to write to the transport."},
+    {"send_text", (PyCFunction)Protocol_send_text, METH_O, "Queue a text message."},
+    {"send_binary", (PyCFunction)Protocol_send_binary, METH_O, "Queue a binary message."},
+    {"send_ping", (PyCFunction)Protocol_send_ping, METH_VARARGS, "Queue a ping."},
+    {"send_pong", (PyCFunction)Protocol_send_pong, METH_VARARGS, "Queue a pong."},
+    {"send_close", (PyCFunction)(void (*)(void))Protocol_send_close,
+     METH_VARARGS | METH_KEYWORDS, "Queue a close frame."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Protocol_getset[] = {
+    {"state", (getter)Protocol_get_state, NULL, "OPEN, CLOSING or CLOSED.", NULL},
+    {"is_server", (getter)Protocol_get_is_server, NULL, "True in the server role.", NULL},
+    {"max_message_size", (getter)Protocol_get_max_message_size, NULL,
+     "Largest message accepted (0: no limit).", NULL},
+    {"close_sent", (getter)Protocol_get_close_sent, NULL, "A close frame was sent.", NULL},
+    {"close_received", (getter)Protocol_get_close_received, NULL,
+     "The peer's close frame was received.", NULL},
+    {"close_code", (getter)Protocol_get_close_code, NULL,
+     "The close code, or None while open.", NULL},
+    {"close_reason", (getter)Protocol_get_close_reason, NULL, "The close reason.", NULL},
+    {"output_size", (getter)Protocol_get_output_size, NULL,
+     "Bytes waiting to be written.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Protocol_slots[] = {
+    {Py_tp_new, Protocol_new},
+    {Py_tp_dealloc, Protocol_dealloc},
+    {Py_tp_methods, Protocol_methods},
+    {Py_tp_getset, Protocol_getset},
+    {Py_tp_doc, "Protocol(server=True, max_message_size=1048576)\n\n"
+                "The RFC 6455 state of one connection after the opening handshake."},
+    {0, NULL},
+};
+
+static PyType_Spec Protocol_spec = {
+    .name = "pyws._core.Protocol",
+    .basicsize = sizeof(ProtocolObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = Protocol_slots,
+};
+
+int pyws_py_protocol_init(PyObject *module, pyws_state *st) {
+  st->protocol_type =
+      (PyTypeObject *)PyType_FromModuleAndSpec(module, &Protocol_spec, NULL);
+  if (st->protocol_type == NULL) {
+    return -1;
+  }
+  Py_INCREF(st->protocol_type);
+  if (PyModule_AddObject(module, "Protocol", (PyObject *)st->protocol_type) != 0) {
+    Py_DECREF(st->protocol_type);
+    return -1;
+  }
+  return 0;
+}

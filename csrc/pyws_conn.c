@@ -1,0 +1,474 @@
+/*
+ * Theory of operation.
+ *
+ * wslay's frame layer (wslay_frame_recv) parses frame headers, rejects
+ * malformed ones (fragmented or over-long control frames, non-minimal
+ * lengths) and unmasks payloads, handing back one chunk of one frame per
+ * call.  This file is the message layer above it: it checks what RFC 6455
+ * asks of each frame (masking direction, reserved bits and opcodes,
+ * continuation order), assembles fragmented messages, validates text as
+ * it arrives (a message fails at its first invalid byte, not at its end),
+ * enforces the maximum message size as soon as a frame header announces a
+ * length, answers pings, and runs the closing handshake.
+ *
+ * wslay's event layer would do much of this, but it sends close frames
+ * without a status code on malformed headers, accepts a one-byte close
+ * payload, and validates close reasons per chunk; owning this layer keeps
+ * every close code and reason exact.
+ *
+ * Frames we send go through pyws_frame_send (wslay_frame_send) into the
+ * output buffer; the caller writes the buffer out.
+ */
+#include "pyws_conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+#include "pyws_buf.h"
+#include "pyws_error.h"
+#include "pyws_frame.h"
+#include "pyws_utf8.h"
+
+/* Payload bytes reserved up front for a data frame whose header announced
+ * its length; larger frames grow the buffer as they arrive. */
+#define MAX_PRERESERVE (16u << 20)
+
+struct pyws_conn {
+  wslay_frame_context_ptr frame;
+  pyws_frame_io io;
+  pyws_buf out;
+  int server;
+  uint64_t max_message_size;
+
+  /* The frame being received. */
+  int in_frame;
+  uint8_t frame_opcode;
+  uint8_t frame_fin;
+  uint64_t frame_len;
+  uint64_t frame_got;
+  uint8_t ctrl[125];
+  size_t ctrl_len;
+
+  /* The data message being assembled (opcode 0 when none). */
+  uint8_t msg_opcode;
+  pyws_buf msg;
+  pyws_utf8_state utf8;
+
+  pyws_event *ev_head, *ev_tail;
+
+  int reading;
+  int close_sent, close_received, failed, eof;
+  uint16_t close_code;
+  uint8_t close_reason[PYWS_MAX_CLOSE_REASON];
+  size_t close_reason_len;
+};
+
+int pyws_close_code_is_valid(unsigned code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+int pyws_conn_new(pyws_conn **pconn, const pyws_conn_options *opts) {
+  pyws_conn *c = calloc(1, sizeof(*c));
+  int rv;
+  if (c == NULL) {
+    return PYWS_ERR_NOMEM;
+  }
+  c->server = opts ? opts->server : 1;
+  c->max_message_size = opts ? opts->max_message_size : PYWS_DEFAULT_MAX_MESSAGE_SIZE;
+  c->io.out = &c->out;
+  c->reading = 1;
+  if ((rv = pyws_frame_context_new(&c->frame, &c->io)) != 0) {
+    free(c);
+    return rv;
+  }
+  *pconn = c;
+  return 0;
+}
+
+void pyws_conn_free(pyws_conn *c) {
+  pyws_event *ev, *next;
+  if (c == NULL) {
+    return;
+  }
+  for (ev = c->ev_head; ev != NULL; ev = next) {
+    next = ev->next;
+    pyws_event_free(ev);
+  }
+  wslay_frame_context_free(c->frame);
+  pyws_buf_free(&c->out);
+  pyws_buf_free(&c->msg);
+  free(c);
+}
+
+void pyws_event_free(pyws_event *ev) {
+  if (ev != NULL) {
+    free(ev->alloc);
+    free(ev);
+  }
+}
+
+static void push_event(pyws_conn *c, pyws_event *ev) {
+  ev->next = NULL;
+  if (c->ev_tail) {
+    c->ev_tail->next = ev;
+  } else {
+    c->ev_head = ev;
+  }
+  c->ev_tail = ev;
+}
+
+/* An event whose payload is copied into the same allocation. */
+static int push_copy(pyws_conn *c, pyws_event_type type, uint16_t code,
+                     const uint8_t *data, size_t len) {
+  pyws_event *ev = malloc(sizeof(*ev) + len);
+  if (ev == NULL) {
+    return PYWS_ERR_NOMEM;
+  }
+  ev->type = type;
+  ev->code = code;
+  ev->alloc = NULL;
+  ev->len = len;
+  ev->data = (const uint8_t *)(ev + 1);
+  if (len) {
+    memcpy(ev + 1, data, len);
+  }
+  push_event(c, ev);
+  return 0;
+}
+
+int pyws_conn_next_event(pyws_conn *c, pyws_event **ev) {
+  if (c->ev_head == NULL) {
+    return 0;
+  }
+  *ev = c->ev_head;
+  c->ev_head = c->ev_head->next;
+  if (c->ev_head == NULL) {
+    c->ev_tail = NULL;
+  }
+  (*ev)->next = NULL;
+  return 1;
+}
+
+static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+  if (c->close_sent || c->eof) {
+    return PYWS_ERR_CLOSED;
+  }
+  return pyws_frame_send(c->frame, &c->io, opcode, data, len, !c->server);
+}
+
+/* Send a close frame: code 1005 means an empty payload. */
+static int write_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
+                       size_t reason_len) {
+  uint8_t payload[2 + PYWS_MAX_CLOSE_REASON];
+  size_t len = 0;
+  int rv;
+  if (code != 1005) {
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    memcpy(payload + 2, reason, reason_len);
+    len = 2 + reason_len;
+  }
+  if ((rv = send_frame(c, WSLAY_CONNECTION_CLOSE, payload, len)) != 0) {
+    return rv;
+  }
+  c->close_sent = 1;
+  return 0;
+}
+
+static void set_close(pyws_conn *c, uint16_t code, const uint8_t *reason, size_t len) {
+  if (len > PYWS_MAX_CLOSE_REASON) {
+    len = PYWS_MAX_CLOSE_REASON;
+  }
+  c->close_code = code;
+  memcpy(c->close_reason, reason, len);
+  c->close_reason_len = len;
+}
+
+/* The peer broke the protocol: close with `code`, tell the caller, stop. */
+static int fail(pyws_conn *c, uint16_t code, const char *reason) {
+  size_t len = strlen(reason);
+  int rv = 0;
+  c->failed = 1;
+  c->reading = 0;
+  set_close(c, code, (const uint8_t *)reason, len);
+  if (!c->close_sent && !c->eof) {
+    rv = write_close(c, code, c->close_reason, c->close_reason_len);
+    if (rv == PYWS_ERR_NOMEM) {
+      return rv;
+    }
+  }
+  return push_copy(c, PYWS_EVENT_FAIL, code, c->close_reason, c->close_reason_len);
+}
+
+static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
+  char why[64];
+  if (f->rsv != 0) {
+    return fail(c, 1002, "reserved bits set but no extension was negotiated");
+  }
+  if (c->server && !f->mask) {
+    return fail(c, 1002, "client frame is not masked");
+  }
+  if (!c->server && f->mask) {
+    return fail(c, 1002, "server frame is masked");
+  }
+  switch (f->opcode) {
+  case WSLAY_CONTINUATION_FRAME:
+    if (c->msg_opcode == 0) {
+      return fail(c, 1002, "continuation frame with no message to continue");
+    }
+    break;
+  case WSLAY_TEXT_FRAME:
+  case WSLAY_BINARY_FRAME:
+    if (c->msg_opcode != 0) {
+      return fail(c, 1002, "new data frame inside a fragmented message");
+    }
+    c->msg_opcode = f->opcode;
+    c->utf8 = PYWS_UTF8_START;
+    break;
+  case WSLAY_CONNECTION_CLOSE:
+  case WSLAY_PING:
+  case WSLAY_PONG:
+    break;
+  default:
+    snprintf(why, sizeof(why), "reserved opcode 0x%x", f->opcode);
+    return fail(c, 1002, why);
+  }
+  if (!(f->opcode & 0x8)) {
+    size_t have = pyws_buf_size(&c->msg);
+    if (c->max_message_size && (f->payload_length > c->max_message_size ||
+                                have > c->max_message_size - f->payload_length)) {
+      snprintf(why, sizeof(why), "message exceeds the limit of %llu bytes",
+               (unsigned long long)c->max_message_size);
+      return fail(c, 1009, why);
+    }
+    if (f->payload_length <= MAX_PRERESERVE) {
+      int rv = pyws_buf_reserve(&c->msg, (size_t)f->payload_length);
+      if (rv != 0) {
+        return rv;
+      }
+    }
+  }
+  c->frame_opcode = f->opcode;
+  c->frame_fin = f->fin;
+  c->frame_len = f->payload_length;
+  c->frame_got = 0;
+  c->ctrl_len = 0;
+  return 0;
+}
+
+static int on_close_frame(pyws_conn *c) {
+  uint16_t code = 1005;
+  const uint8_t *reason = c->ctrl + 2;
+  size_t reason_len = 0;
+  int rv;
+  char why[48];
+  if (c->ctrl_len == 1) {
+    return fail(c, 1002, "close frame with a one-byte payload");
+  }
+  if (c->ctrl_len >= 2) {
+    code = (uint16_t)(c->ctrl[0] << 8 | c->ctrl[1]);
+    if (!pyws_close_code_is_valid(code)) {
+      snprintf(why, sizeof(why), "invalid close code %u", (unsigned)code);
+      return fail(c, 1002, why);
+    }
+    reason_len = c->ctrl_len - 2;
+    if (!pyws_utf8_valid(reason, reason_len)) {
+      return fail(c, 1007, "close reason is not valid UTF-8");
+    }
+  }
+  c->close_received = 1;
+  c->reading = 0;
+  set_close(c, code, reason, reason_len);
+  if ((rv = push_copy(c, PYWS_EVENT_CLOSE, code, reason, reason_len)) != 0) {
+    return rv;
+  }
+  if (!c->close_sent) {
+    /* Echo the code, as section 5.5.1 suggests. */
+    rv = write_close(c, code, NULL, 0);
+    if (rv != 0 && rv != PYWS_ERR_CLOSED) {
+      return rv;
+    }
+  }
+  return 0;
+}
+
+static int on_frame_end(pyws_conn *c) {
+  int rv;
+  switch (c->frame_opcode) {
+  case WSLAY_CONTINUATION_FRAME:
+  case WSLAY_TEXT_FRAME:
+  case WSLAY_BINARY_FRAME: {
+    pyws_event *ev;
+    size_t off, size;
+    if (!c->frame_fin) {
+      return 0;
+    }
+    if (c->msg_opcode == WSLAY_TEXT_FRAME && !pyws_utf8_complete(c->utf8)) {
+      return fail(c, 1007, "text message ends inside a UTF-8 sequence");
+    }
+    ev = malloc(sizeof(*ev));
+    if (ev == NULL) {
+      return PYWS_ERR_NOMEM;
+    }
+    ev->type = c->msg_opcode == WSLAY_TEXT_FRAME ? PYWS_EVENT_TEXT : PYWS_EVENT_BINARY;
+    ev->code = 0;
+    ev->alloc = pyws_buf_detach(&c->msg, &off, &size);
+    ev->data = ev->alloc ? ev->alloc + off : (const uint8_t *)"";
+    ev->len = size;
+    push_event(c, ev);
+    c->msg_opcode = 0;
+    return 0;
+  }
+  case WSLAY_PING:
+    if ((rv = push_copy(c, PYWS_EVENT_PING, 0, c->ctrl, c->ctrl_len)) != 0) {
+      return rv;
+    }
+    if (!c->close_sent && !c->eof) {
+      return send_frame(c, WSLAY_PONG, c->ctrl, c->ctrl_len);
+    }
+    return 0;
+  case WSLAY_PONG:
+    return push_copy(c, PYWS_EVENT_PONG, 0, c->ctrl, c->ctrl_len);
+  default: /* WSLAY_CONNECTION_CLOSE */
+    return on_close_frame(c);
+  }
+}
+
+static int on_chunk(pyws_conn *c, const struct wslay_frame_iocb *f) {
+  int rv;
+  if (!c->in_frame) {
+    if ((rv = on_frame_start(c, f)) != 0 || !c->reading) {
+      return rv;
+    }
+    c->in_frame = 1;
+  }
+  if (f->data_length > 0) {
+    if (c->frame_opcode & 0x8) {
+      /* wslay refuses control frames over 125 bytes, so this fits. */
+      memcpy(c->ctrl + c->ctrl_len, f->data, f->data_length);
+      c->ctrl_len += f->data_length;
+    } else {
+      if (c->msg_opcode == WSLAY_TEXT_FRAME &&
+          !pyws_utf8_feed(&c->utf8, f->data, f->data_length)) {
+        return fail(c, 1007, "invalid UTF-8 in a text message");
+      }
+      if ((rv = pyws_buf_append(&c->msg, f->data, f->data_length)) != 0) {
+        return rv;
+      }
+    }
+    c->frame_got += f->data_length;
+  }
+  if (c->frame_got == c->frame_len) {
+    c->in_frame = 0;
+    return on_frame_end(c);
+  }
+  return 0;
+}
+
+int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
+  int rv = 0;
+  if (!c->reading) {
+    return 0;
+  }
+  c->io.in = data;
+  c->io.in_len = len;
+  while (c->reading) {
+    struct wslay_frame_iocb iocb;
+    ssize_t r;
+    memset(&iocb, 0, sizeof(iocb));
+    r = wslay_frame_recv(c->frame, &iocb);
+    if (r == WSLAY_ERR_WANT_READ) {
+      break;
+    }
+    if (r < 0) {
+      rv = fail(c, 1002,
+                "malformed frame header: fragmented or over-long control "
+                "frame, or a length not minimally encoded");
+      break;
+    }
+    if ((rv = on_chunk(c, &iocb)) != 0) {
+      c->reading = 0;
+      break;
+    }
+  }
+  c->io.in = NULL;
+  c->io.in_len = 0;
+  return rv;
+}
+
+void pyws_conn_recv_eof(pyws_conn *c) {
+  if (c->eof) {
+    return;
+  }
+  c->eof = 1;
+  c->reading = 0;
+  if (!c->close_received && !c->failed) {
+    set_close(c, 1006, NULL, 0);
+  }
+}
+
+int pyws_conn_send_text(pyws_conn *c, const uint8_t *data, size_t len) {
+  return send_frame(c, WSLAY_TEXT_FRAME, data, len);
+}
+
+int pyws_conn_send_binary(pyws_conn *c, const uint8_t *data, size_t len) {
+  return send_frame(c, WSLAY_BINARY_FRAME, data, len);
+}
+
+int pyws_conn_send_ping(pyws_conn *c, const uint8_t *data, size_t len) {
+  return send_frame(c, WSLAY_PING, data, len);
+}
+
+int pyws_conn_send_pong(pyws_conn *c, const uint8_t *data, size_t len) {
+  return send_frame(c, WSLAY_PONG, data, len);
+}
+
+int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
+                         size_t reason_len) {
+  if (code == 1005 ? reason_len != 0 : !pyws_close_code_is_valid(code)) {
+    return PYWS_ERR_INVALID_ARGUMENT;
+  }
+  if (reason_len > PYWS_MAX_CLOSE_REASON || !pyws_utf8_valid(reason, reason_len)) {
+    return PYWS_ERR_INVALID_ARGUMENT;
+  }
+  if (c->close_sent || c->eof) {
+    return PYWS_ERR_CLOSED;
+  }
+  return write_close(c, code, reason, reason_len);
+}
+
+const uint8_t *pyws_conn_output(const pyws_conn *c, size_t *len) {
+  *len = pyws_buf_size(&c->out);
+  return pyws_buf_bytes(&c->out);
+}
+
+void pyws_conn_consume_output(pyws_conn *c, size_t n) {
+  pyws_buf_consume(&c->out, n);
+}
+
+pyws_conn_state pyws_conn_get_state(const pyws_conn *c) {
+  if (c->failed || c->eof || (c->close_sent && c->close_received)) {
+    return PYWS_STATE_CLOSED;
+  }
+  if (c->close_sent || c->close_received) {
+    return PYWS_STATE_CLOSING;
+  }
+  return PYWS_STATE_OPEN;
+}
+
+int pyws_conn_is_server(const pyws_conn *c) { return c->server; }
+uint64_t pyws_conn_max_message_size(const pyws_conn *c) { return c->max_message_size; }
+int pyws_conn_close_sent(const pyws_conn *c) { return c->close_sent; }
+int pyws_conn_close_received(const pyws_conn *c) { return c->close_received; }
+
+uint16_t pyws_conn_close_code(const pyws_conn *c) {
+  return (c->close_received || c->failed || c->eof) ? c->close_code : 0;
+}
+
+const uint8_t *pyws_conn_close_reason(const pyws_conn *c, size_t *len) {
+  *len = c->close_reason_len;
+  return c->close_reason;
+}

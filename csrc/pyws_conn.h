@@ -1,0 +1,106 @@
+/*
+ * The WebSocket protocol engine for one connection, after the opening
+ * handshake (RFC 6455 sections 5 to 7).  Sans-I/O: the caller feeds bytes
+ * it read with pyws_conn_recv, takes events with pyws_conn_next_event and
+ * writes what pyws_conn_output holds.  It never touches a socket, a clock
+ * or a thread; one connection must not be used by two threads at once.
+ *
+ * A peer's protocol violation is an outcome, not an error return: the
+ * engine queues a close frame with the code (1002, 1007 or 1009) and a
+ * reason, emits a FAIL event and stops reading.  Error returns mean misuse
+ * or exhausted memory.
+ */
+#ifndef PYWS_CONN_H
+#define PYWS_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PYWS_DEFAULT_MAX_MESSAGE_SIZE (1u << 20)
+#define PYWS_MAX_CLOSE_REASON 123
+
+typedef struct pyws_conn pyws_conn;
+
+typedef struct pyws_conn_options {
+  int server;                /* 1: server role, 0: client role */
+  uint64_t max_message_size; /* largest message accepted; 0 = no limit */
+} pyws_conn_options;
+
+typedef enum pyws_event_type {
+  PYWS_EVENT_TEXT = 1,    /* a whole text message, valid UTF-8 */
+  PYWS_EVENT_BINARY = 2,  /* a whole binary message */
+  PYWS_EVENT_CLOSE = 8,   /* the peer's close frame; code 1005 if it had none */
+  PYWS_EVENT_PING = 9,    /* a ping; its pong is already queued */
+  PYWS_EVENT_PONG = 10,   /* a pong */
+  PYWS_EVENT_FAIL = 16    /* the peer broke the protocol; code and reason */
+} pyws_event_type;
+
+typedef struct pyws_event {
+  struct pyws_event *next; /* internal */
+  pyws_event_type type;
+  uint16_t code;           /* CLOSE and FAIL */
+  const uint8_t *data;     /* payload, or the close/fail reason */
+  size_t len;
+  uint8_t *alloc;          /* internal: what pyws_event_free releases */
+} pyws_event;
+
+typedef enum pyws_conn_state {
+  PYWS_STATE_OPEN = 1,
+  PYWS_STATE_CLOSING = 2, /* a close frame was sent or received, not both */
+  PYWS_STATE_CLOSED = 3   /* both, or failed, or EOF */
+} pyws_conn_state;
+
+/* Create an engine.  0 or PYWS_ERR_NOMEM.  `opts` NULL means a server with
+ * the default maximum message size. */
+int pyws_conn_new(pyws_conn **conn, const pyws_conn_options *opts);
+void pyws_conn_free(pyws_conn *conn);
+
+/* Feed `len` bytes read from the peer (any split).  Ignored once the engine
+ * stopped reading (close received, failed, EOF).  0 or PYWS_ERR_NOMEM (the
+ * engine is then unusable: free it). */
+int pyws_conn_recv(pyws_conn *conn, const uint8_t *data, size_t len);
+
+/* The peer closed its side of the transport. */
+void pyws_conn_recv_eof(pyws_conn *conn);
+
+/* Pop the oldest event: 1 and *ev set (free it with pyws_event_free), or 0
+ * when there is none. */
+int pyws_conn_next_event(pyws_conn *conn, pyws_event **ev);
+void pyws_event_free(pyws_event *ev);
+
+/* Queue one frame each.  Text must be valid UTF-8 (the caller checks, see
+ * pyws_utf8_valid).  0, PYWS_ERR_CLOSED once a close frame was sent,
+ * PYWS_ERR_INVALID_ARGUMENT (control payload over 125 bytes), PYWS_ERR_NOMEM,
+ * PYWS_ERR_RANDOM (client: no masking key). */
+int pyws_conn_send_text(pyws_conn *conn, const uint8_t *data, size_t len);
+int pyws_conn_send_binary(pyws_conn *conn, const uint8_t *data, size_t len);
+int pyws_conn_send_ping(pyws_conn *conn, const uint8_t *data, size_t len);
+int pyws_conn_send_pong(pyws_conn *conn, const uint8_t *data, size_t len);
+
+/* Send a close frame.  `code` 1005 sends none (then reason_len must be 0);
+ * else it must be valid to send (pyws_close_code_is_valid) and the reason
+ * valid UTF-8 of at most 123 bytes: PYWS_ERR_INVALID_ARGUMENT otherwise. */
+int pyws_conn_send_close(pyws_conn *conn, uint16_t code, const uint8_t *reason,
+                         size_t reason_len);
+
+/* 1 if `code` may appear in a close frame on the wire: 1000-1003,
+ * 1007-1014, 3000-4999. */
+int pyws_close_code_is_valid(unsigned code);
+
+/* Bytes waiting to be written; valid until the next call on `conn`. */
+const uint8_t *pyws_conn_output(const pyws_conn *conn, size_t *len);
+/* The caller wrote `n` of them. */
+void pyws_conn_consume_output(pyws_conn *conn, size_t n);
+
+pyws_conn_state pyws_conn_get_state(const pyws_conn *conn);
+int pyws_conn_is_server(const pyws_conn *conn);
+uint64_t pyws_conn_max_message_size(const pyws_conn *conn);
+int pyws_conn_close_sent(const pyws_conn *conn);
+int pyws_conn_close_received(const pyws_conn *conn);
+/* The close code: the peer's (1005 if none), ours after a failure, 1006
+ * after EOF without a close frame; 0 while none of these happened. */
+uint16_t pyws_conn_close_code(const pyws_conn *conn);
+/* The close reason matching pyws_conn_close_code (may be empty). */
+const uint8_t *pyws_conn_close_reason(const pyws_conn *conn, size_t *len);
+
+#endif

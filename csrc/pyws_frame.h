@@ -1,0 +1,46 @@
+/*
+ * Plumbing between wslay's frame layer and in-memory buffers.
+ *
+ * wslay's frame API reads and writes through callbacks.  pyws_frame_io is
+ * what those callbacks see: the input bytes the parser may read, the buffer
+ * encoded frames are appended to, and a pool of random bytes for masking
+ * keys.  Everything wslay-specific about sending lives here, so the
+ * connection engine and the one-shot encoder (used for broadcast: one frame
+ * encoded once, the same bytes written to many sockets) share one encoder.
+ */
+#ifndef PYWS_FRAME_H
+#define PYWS_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wslay/wslay.h>
+
+#include "pyws_buf.h"
+
+/* Largest frame header: 2 bytes, 8 of extended length, 4 of masking key. */
+#define PYWS_FRAME_MAX_HEADER 14
+
+typedef struct pyws_frame_io {
+  pyws_buf *out;       /* encoded frames are appended here */
+  const uint8_t *in;   /* bytes the parser may still read */
+  size_t in_len;
+  uint8_t pool[64];    /* random bytes for masking keys */
+  size_t pool_left;
+} pyws_frame_io;
+
+/* Create a wslay frame context whose callbacks use `io` (which must outlive
+ * it).  0 or PYWS_ERR_NOMEM.  Free with wslay_frame_context_free. */
+int pyws_frame_context_new(wslay_frame_context_ptr *ctx, pyws_frame_io *io);
+
+/* Append one complete frame (FIN set, RSV clear) to io->out through `ctx`.
+ * `mask`: 1 for a client frame (a fresh random masking key), 0 for a server
+ * frame.  0, PYWS_ERR_NOMEM, PYWS_ERR_RANDOM or PYWS_ERR_INVALID_ARGUMENT
+ * (control frame over 125 bytes). */
+int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
+                    uint8_t opcode, const uint8_t *data, size_t len, int mask);
+
+/* One-shot: append one complete frame to `out` (a temporary context). */
+int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,
+                      size_t len, int mask);
+
+#endif

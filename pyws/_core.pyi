@@ -1,0 +1,152 @@
+"""Type stub and contract of ``pyws._core``, the C protocol engine.
+
+The engine is sans-I/O: bytes go in with ``receive_data``, events come out of
+``events_received``, bytes to write come out of ``data_to_send``.  It never
+touches a socket.  Framing, masking, UTF-8 validation, the close handshake and
+the opening handshake are all done in C (on wslay).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+# Event kinds, as returned in ``Protocol.events_received()``.
+TEXT: int  # (TEXT, str): a complete text message, already UTF-8 validated
+BINARY: int  # (BINARY, bytes): a complete binary message
+PING: int  # (PING, bytes): a ping arrived; the pong is already queued
+PONG: int  # (PONG, bytes): a pong arrived
+CLOSE: int  # (CLOSE, (code, reason)): the peer's close frame arrived; if we had
+#             not sent a close yet, the engine queued the echo of its code.
+#             code is 1005 when the frame had no code.
+FAIL: int  # (FAIL, (code, reason)): the peer broke the protocol; the engine
+#            queued a close frame with that code (1002, 1007 or 1009) and a
+#            reason, and stops reading.  Nothing after this event.
+
+# Protocol states.
+OPEN: int  # both directions open
+CLOSING: int  # a close frame was sent or received, not both
+CLOSED: int  # close sent and received, or failed, or EOF
+
+DEFAULT_MAX_MESSAGE_SIZE: int  # 1 MiB
+
+class Protocol:
+    """One WebSocket connection's protocol state, after the opening handshake."""
+
+    def __init__(self, server: bool = True,
+                 max_message_size: int = ...) -> None:
+        """``server``: True for the server role (expects masked frames, sends
+        unmasked), False for the client role.  ``max_message_size``: the largest
+        message accepted, in bytes (0 means no limit); a longer one fails the
+        connection with 1009.  Raises ValueError for a negative size."""
+
+    # Incoming side.
+    def receive_data(self, data: Buffer) -> None:
+        """Feed bytes read from the transport.  Any split is fine (one byte at a
+        time included).  Produces events and, for pings, closes and failures,
+        bytes to send.  After a FAIL or once closed, further data is ignored."""
+    def receive_eof(self) -> None:
+        """The transport reached EOF.  The state becomes CLOSED; if no close
+        frame was received, ``close_code`` becomes 1006."""
+    def events_received(self) -> list[Tuple[int, object]]:
+        """Return and clear the events produced so far, oldest first."""
+
+    # Outgoing side.  Each call appends one complete frame to the output.
+    def send_text(self, data: Union[str, Buffer]) -> None:
+        """Queue a text message.  ``str`` is encoded to UTF-8; bytes must be
+        valid UTF-8 (ValueError otherwise).  Raises ConnectionClosed once a
+        close frame was sent."""
+    def send_binary(self, data: Buffer) -> None: ...
+    def send_ping(self, data: Buffer = b"") -> None:
+        """ValueError if over 125 bytes."""
+    def send_pong(self, data: Buffer = b"") -> None: ...
+    def send_close(self, code: int = 1000, reason: Union[str, bytes] = "") -> None:
+        """Start (or answer) the closing handshake.  ``code`` must be a code an
+        endpoint may send (1000-1003, 1007-1011, 3000-4999) or 1005 meaning "no
+        code" (then reason must be empty); reason at most 123 UTF-8 bytes.
+        ValueError otherwise.  ConnectionClosed if a close was already sent."""
+    def data_to_send(self) -> bytes:
+        """Return and clear the bytes waiting to be written to the transport."""
+
+    # State.
+    @property
+    def state(self) -> int: ...
+    @property
+    def is_server(self) -> bool: ...
+    @property
+    def max_message_size(self) -> int: ...
+    @property
+    def close_sent(self) -> bool: ...
+    @property
+    def close_received(self) -> bool: ...
+    @property
+    def close_code(self) -> Optional[int]:
+        """The peer's close code (1005 if its close had none), the code we
+        failed with after a protocol error, 1006 after EOF without a close;
+        None while open."""
+    @property
+    def close_reason(self) -> str: ...
+    @property
+    def output_size(self) -> int:
+        """Bytes waiting in the output buffer."""
+
+# Opening handshake, server side.
+def check_request(method: str, http_version: str,
+                  headers: Sequence[Tuple[str, str]],
+                  subprotocols: Optional[Sequence[str]] = None
+                  ) -> Tuple[str, Optional[str]]:
+    """Validate an upgrade request.  ``http_version`` as in the request line
+    ("HTTP/1.1").  ``headers``: (name, value) pairs, names in any case;
+    repeated headers are combined as comma lists.  ``subprotocols``: the
+    server's supported list, in order of preference; the first of them that
+    the client offered is selected.
+
+    Returns (sec_websocket_accept, selected_subprotocol_or_None).
+    Raises pyws.exceptions.HandshakeError(message, status, headers) where
+    status is 400 (bad request: missing Host, Upgrade, Connection, bad key,
+    HTTP/1.0), 405 (method not GET, headers [("Allow", "GET")]) or 426
+    (version not 13, headers [("Sec-WebSocket-Version", "13")]); the message
+    names the reason."""
+
+def accept_key(key: Union[str, bytes]) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (no validation of key)."""
+
+def response_headers(accept: str, subprotocol: Optional[str] = None
+                     ) -> list[Tuple[str, str]]:
+    """The headers of a 101 response: Upgrade, Connection,
+    Sec-WebSocket-Accept and, if given, Sec-WebSocket-Protocol."""
+
+# Opening handshake, client side.
+def client_request(host: str, resource: str,
+                   subprotocols: Optional[Sequence[str]] = None,
+                   headers: Optional[Sequence[Tuple[str, str]]] = None
+                   ) -> Tuple[bytes, str]:
+    """Build the HTTP/1.1 upgrade request with a fresh random key.
+    ``host`` is the Host header value ("example.com:8080"), ``resource`` the
+    request target ("/ws?x=1").  Returns (request_bytes, key)."""
+
+def check_response(data: Buffer, key: str,
+                   subprotocols: Optional[Sequence[str]] = None
+                   ) -> Optional[Tuple[int, Optional[str], list[Tuple[str, str]]]]:
+    """Parse and validate the server's response head at the start of ``data``.
+    Returns None if the head is not complete yet (no blank line); else
+    (head_length, selected_subprotocol_or_None, headers).  Bytes after
+    head_length belong to the WebSocket stream.  Raises HandshakeError
+    (status = the response's status code, or 0 if unparsable) when the
+    status is not 101, a header is missing or wrong, the accept value does
+    not match, or the subprotocol was not offered."""
+
+def parse_request(data: Buffer, max_size: int = 65536
+                  ) -> Optional[Tuple[int, str, str, str, list[Tuple[str, str]]]]:
+    """Parse an HTTP request head.  None if incomplete; else (head_length,
+    method, target, http_version, headers).  HandshakeError(status 400, or 431
+    if the head exceeds max_size) when malformed."""
+
+# Frames encoded once, for broadcast.
+def encode_frame(opcode: int, data: Union[str, Buffer], mask: bool = False) -> bytes:
+    """One complete final frame (FIN set) with the given opcode."""
+
+# Building blocks, exposed for tests and vectors.
+def sha1(data: Buffer) -> bytes: ...
+def b64encode(data: Buffer) -> bytes: ...
+def utf8_valid(data: Buffer) -> bool: ...

@@ -1,0 +1,77 @@
+"""Builds the C extension ``pyws._core`` against the system wslay.
+
+Debian's libwslay-dev ships a header and a shared library but no pkg-config
+file, so pkg-config is asked first and the default paths are the fallback.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+
+WSLAY_MISSING = (
+    "pyws needs the wslay C library: wslay/wslay.h was not found; "
+    "install it with 'apt-get install libwslay-dev' (Debian/Ubuntu) and retry."
+)
+
+
+def pkg_config(*args: str) -> list[str] | None:
+    try:
+        out = subprocess.run(["pkg-config", *args, "libwslay"], check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return shlex.split(out)
+
+
+def wslay_flags() -> tuple[list[str], list[str], list[str]]:
+    """(include_dirs, library_dirs, libraries) for wslay."""
+    cflags = pkg_config("--cflags")
+    libs = pkg_config("--libs")
+    if cflags is not None and libs is not None:
+        incs = [f[2:] for f in cflags if f.startswith("-I")]
+        libdirs = [f[2:] for f in libs if f.startswith("-L")]
+        names = [f[2:] for f in libs if f.startswith("-l")] or ["wslay"]
+        return incs, libdirs, names
+    prefixes = [os.environ.get("WSLAY_PREFIX", ""), sys.prefix, "/usr/local", "/usr"]
+    for prefix in filter(None, prefixes):
+        if os.path.exists(os.path.join(prefix, "include", "wslay", "wslay.h")):
+            return [os.path.join(prefix, "include")], [os.path.join(prefix, "lib")], ["wslay"]
+    return [], [], []
+
+
+def wslay_header_found(include_dirs: list[str]) -> bool:
+    for d in include_dirs + ["/usr/include", "/usr/local/include"]:
+        if os.path.exists(os.path.join(d, "wslay", "wslay.h")):
+            return True
+    return False
+
+
+include_dirs, library_dirs, libraries = wslay_flags()
+if not wslay_header_found(include_dirs) and len(sys.argv) > 1 and sys.argv[1] not in (
+        "egg_info", "dist_info", "sdist", "--version", "--name", "clean"):
+    sys.exit(WSLAY_MISSING)
+
+extra_compile_args = ["-O2", "-Wall", "-Wextra", "-std=c11", "-fvisibility=hidden"]
+extra_link_args: list[str] = []
+if os.environ.get("PYWS_SANITIZE"):
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+    extra_compile_args += san
+    extra_link_args += san
+
+core = Extension(
+    "pyws._core",
+    sources=sorted(glob.glob("csrc/*.c")),
+    depends=sorted(glob.glob("csrc/*.h")),
+    include_dirs=["csrc", *include_dirs],
+    library_dirs=library_dirs,
+    libraries=libraries or ["wslay"],
+    extra_compile_args=extra_compile_args,
+    extra_link_args=extra_link_args,
+)
+
+setup(ext_modules=[core])
