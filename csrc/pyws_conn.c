@@ -168,7 +168,9 @@ static int write_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
   if (code != 1005) {
     payload[0] = (uint8_t)(code >> 8);
     payload[1] = (uint8_t)code;
-    memcpy(payload + 2, reason, reason_len);
+    if (reason_len > 0) {
+      memcpy(payload + 2, reason, reason_len);
+    }
     len = 2 + reason_len;
   }
   if ((rv = send_frame(c, WSLAY_CONNECTION_CLOSE, payload, len)) != 0) {
@@ -183,7 +185,9 @@ static void set_close(pyws_conn *c, uint16_t code, const uint8_t *reason, size_t
     len = PYWS_MAX_CLOSE_REASON;
   }
   c->close_code = code;
-  memcpy(c->close_reason, reason, len);
+  if (len > 0) {
+    memcpy(c->close_reason, reason, len);
+  }
   c->close_reason_len = len;
 }
 

@@ -26,10 +26,13 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
   pyws_frame_io *io = user;
   size_t n = len < io->in_len ? len : io->in_len;
   (void)flags;
+  if (n == 0) {
+    return 0; /* makes wslay answer WSLAY_ERR_WANT_READ */
+  }
   memcpy(buf, io->in, n);
   io->in += n;
   io->in_len -= n;
-  return (ssize_t)n; /* 0 makes wslay answer WSLAY_ERR_WANT_READ */
+  return (ssize_t)n;
 }
 
 static int on_genmask(uint8_t *buf, size_t len, void *user) {
