@@ -30,7 +30,8 @@ int pyws_buf_append(pyws_buf *b, const void *src, size_t n);
 
 /* Unconsumed bytes: pointer and size (pointer valid until the next append). */
 static inline const uint8_t *pyws_buf_bytes(const pyws_buf *b) {
-  return b->data + b->off;
+  /* An empty buffer may have no allocation; NULL + 0 is undefined in C. */
+  return b->data ? b->data + b->off : (const uint8_t *)"";
 }
 static inline size_t pyws_buf_size(const pyws_buf *b) {
   return b->len - b->off;
