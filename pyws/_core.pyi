@@ -62,7 +62,7 @@ class Protocol:
     def send_pong(self, data: Buffer = b"") -> None: ...
     def send_close(self, code: int = 1000, reason: Union[str, bytes] = "") -> None:
         """Start (or answer) the closing handshake.  ``code`` must be a code an
-        endpoint may send (1000-1003, 1007-1011, 3000-4999) or 1005 meaning "no
+        endpoint may send (1000-1003, 1007-1014, 3000-4999) or 1005 meaning "no
         code" (then reason must be empty); reason at most 123 UTF-8 bytes.
         ValueError otherwise.  ConnectionClosed if a close was already sent."""
     def data_to_send(self) -> bytes:

@@ -1,0 +1,88 @@
+"""Echo server: the classic Flask + gevent-websocket program, on pyws.
+
+The view below is the one every Flask + gevent-websocket tutorial shows; only
+the import changed (it was ``from geventwebsocket.handler import
+WebSocketHandler``).  Run it and open http://127.0.0.1:9527/ in a browser:
+
+    python3 examples/echo.py [--host 127.0.0.1] [--port 9527]
+                             [--max-message-size 1048576]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+
+import gevent
+from flask import Flask, Response, request
+from gevent.pool import Pool
+from gevent.pywsgi import WSGIServer  # noqa: F401  (the plain form: see main())
+
+from pyws import WebSocketHandler  # was: from geventwebsocket.handler import WebSocketHandler
+from pyws import WebSocketServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    # No templates/ folder: the page is the HTML file next to this script.
+    with open(os.path.join(HERE, "echo.html"), encoding="utf-8") as f:
+        return Response(f.read(), mimetype="text/html")
+
+
+@app.route("/ws")
+def ws():
+    user_socket = request.environ.get("wsgi.websocket")
+    if user_socket is None:  # a plain HTTP request, not an upgrade
+        return Response("expected a WebSocket request\n", 400, mimetype="text/plain")
+    while True:
+        msg = user_socket.receive()  # str, bytes, or None once closed
+        if msg is None:
+            break
+        user_socket.send(msg)  # text stays text, bytes stay binary
+    return ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="pyws echo demo (Flask + gevent)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=9527,
+                        help="port to listen on (default: %(default)s)")
+    parser.add_argument("--max-message-size", type=int, default=1 << 20,
+                        metavar="BYTES",
+                        help="largest message accepted, 0 for no limit; a "
+                             "larger one closes the connection with 1009 "
+                             "(default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.max_message_size < 0:
+        parser.error("--max-message-size must be >= 0")
+
+    # WebSocketServer is gevent's WSGIServer with pyws's handler preset and
+    # the WebSocket options.  The plain gevent-websocket form works as well
+    # (with the default options):
+    #     server = WSGIServer((args.host, args.port), app,
+    #                         handler_class=WebSocketHandler)
+    # A pool (unbounded) lets stop() end open connections: they are closed
+    # with 1001 "going away" instead of being cut when the process exits.
+    server = WebSocketServer((args.host, args.port), app,
+                             max_message_size=args.max_message_size,
+                             spawn=Pool())
+
+    # Ctrl-C and SIGTERM stop the server; serve_forever() then returns.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, server.stop)
+
+    server.start()  # binds and listens
+    host, port = server.address[:2]
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    print(f"serving on http://{host}:{port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

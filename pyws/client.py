@@ -1,0 +1,150 @@
+"""The client side: ``connect(url)`` opens a :class:`pyws.WebSocket`."""
+from __future__ import annotations
+
+import time
+from typing import (TYPE_CHECKING, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
+from urllib.parse import urlsplit
+
+from . import _core
+from ._backend import client_modules
+from .exceptions import HandshakeError
+from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    import socket
+    import ssl
+
+__all__ = ["connect"]
+
+Headers = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
+
+# Written by the handshake itself; a second copy would make the request invalid.
+_RESERVED_HEADERS = frozenset({
+    "host", "upgrade", "connection", "sec-websocket-key",
+    "sec-websocket-version", "sec-websocket-protocol",
+})
+_MAX_RESPONSE_HEAD = 65536
+_READ_SIZE = 65536
+
+
+class _Target(NamedTuple):
+    secure: bool
+    host: str  # for connecting: no brackets around IPv6 addresses
+    port: int
+    host_header: str
+    resource: str
+
+
+def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
+            headers: Optional[Headers] = None, timeout: Optional[float] = None,
+            max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE,
+            origin: Optional[str] = None, *,
+            ssl_context: Optional[ssl.SSLContext] = None) -> WebSocket:
+    """Open a WebSocket connection to ``url`` and return it.
+
+    ``url`` is ``ws://host[:port]/path[?query]`` or ``wss://...``; wss uses
+    ``ssl_context``, by default ``ssl.create_default_context()`` (certificate
+    and host name verified).
+    ``subprotocols`` are offered in order; the one the server selected is the
+    WebSocket's ``protocol``.  ``headers`` (a mapping or (name, value) pairs)
+    are added to the request, as is ``Origin`` when ``origin`` is given.
+    ``max_message_size``: the largest message accepted (0: no limit).
+
+    ``timeout`` (seconds, None: none) bounds the TCP connect plus the opening
+    handshake as a whole; afterwards the socket is blocking again, so use
+    ``close_timeout`` and your own timeouts for the rest.
+
+    Blocking: it works in plain threads.  Under gevent it cooperates when
+    gevent has monkey-patched ``socket``, or, unpatched, when called from a
+    greenlet other than the main one (gevent's socket is used then; give
+    such a caller's wss ``ssl_context`` as a ``gevent.ssl.SSLContext``).
+
+    Raises ValueError for a bad URL, HandshakeError (``status``: the
+    server's status, 0 if the answer was not HTTP) when the server refuses
+    or answers wrongly, OSError (TimeoutError included) for network errors.
+    """
+    target = _parse_url(url)
+    if isinstance(subprotocols, str):
+        raise TypeError("subprotocols is a sequence of names, not a str")
+    extra: List[Tuple[str, str]] = []
+    if headers:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"the {name} header is set by pyws; "
+                                 "use the URL and the subprotocols argument")
+            extra.append((name, value))
+    if origin is not None:
+        extra.append(("Origin", origin))
+    request, key = _core.client_request(target.host_header, target.resource,
+                                        subprotocols, extra or None)
+    # Built before connecting so a bad argument does not cost a connection.
+    protocol = _core.Protocol(server=False, max_message_size=max_message_size)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    socket_module, ssl_module = client_modules()
+    sock = socket_module.create_connection((target.host, target.port), timeout)
+    try:
+        if target.secure:
+            context = ssl_context or ssl_module.create_default_context()
+            _set_remaining(sock, deadline)
+            sock = context.wrap_socket(sock, server_hostname=target.host)
+        _set_remaining(sock, deadline)
+        sock.sendall(request)
+        buf = bytearray()
+        while True:
+            _set_remaining(sock, deadline)
+            chunk = sock.recv(_READ_SIZE)
+            if not chunk:
+                raise HandshakeError("the server closed the connection during "
+                                     "the opening handshake", 0)
+            buf += chunk
+            parsed = _core.check_response(buf, key, subprotocols)
+            if parsed is not None:
+                break
+            if len(buf) > _MAX_RESPONSE_HEAD:
+                raise HandshakeError("the server's response head exceeds "
+                                     f"{_MAX_RESPONSE_HEAD} bytes", 0)
+        head_length, selected, _response_headers = parsed
+        sock.settimeout(None)
+    except BaseException:
+        sock.close()
+        raise
+    return WebSocket(sock, protocol, path=target.resource, origin=origin,
+                     subprotocol=selected, version="13",
+                     pending=bytes(buf[head_length:]))
+
+
+def _set_remaining(sock: socket.socket, deadline: Optional[float]) -> None:
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("WebSocket opening handshake timed out")
+    sock.settimeout(remaining)
+
+
+def _parse_url(url: str) -> _Target:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
+    if parts.fragment:
+        raise ValueError(f"a WebSocket URL cannot have a fragment: {url!r}")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in WebSocket URL {url!r}")
+    secure = scheme == "wss"
+    default_port = 443 if secure else 80
+    try:
+        port = parts.port or default_port
+    except ValueError as exc:
+        raise ValueError(f"bad port in WebSocket URL {url!r}: {exc}") from None
+    host_header = f"[{host}]" if ":" in host else host
+    if port != default_port:
+        host_header += f":{port}"
+    resource = parts.path or "/"
+    if parts.query:
+        resource += "?" + parts.query
+    return _Target(secure, host, port, host_header, resource)
