@@ -1,11 +1,16 @@
 """examples/echo.py, run as a program on a free port."""
 from __future__ import annotations
 
+import os
 import re
 import urllib.error
 import urllib.request
 
+import pytest
 import websocket
+
+from tests.integration.clients import CLIENT_IDS, CLIENTS
+from tests.wire import OP_BINARY, OP_CLOSE, OP_TEXT, RawClient, build_frame, close_payload
 
 
 def test_example_echo_serves_page_and_echoes(run_example):
@@ -62,3 +67,32 @@ def test_example_plain_get_of_ws_is_400(run_example):
         assert exc.code == 400
     else:
         raise AssertionError("GET /ws without upgrade should be refused")
+
+
+@pytest.mark.parametrize("client_class", CLIENTS, ids=CLIENT_IDS)
+def test_example_echo_serves_each_client_library(run_example, client_class):
+    server = run_example()
+    client = client_class(server.url("/ws"))
+    try:
+        client.send("text from " + client.name)
+        assert client.recv() == "text from " + client.name
+        client.send(b"\x00binary\xff")
+        assert client.recv() == b"\x00binary\xff"
+        assert client.close()[0] == 1000
+    finally:
+        client.abort()
+
+
+def test_example_echo_serves_a_raw_client_writing_one_byte_at_a_time(run_example):
+    server = run_example()
+    with RawClient(server.port, timeout=10) as raw:
+        raw.handshake("/ws")
+        for opcode, payload in ((OP_TEXT, "raw \u20ac".encode()), (OP_BINARY, b"\x00\x01\xfe")):
+            raw.send_bytewise(build_frame(opcode, payload, mask=os.urandom(4)))
+            frame = raw.read_frame()
+            assert (frame.opcode, frame.fin, frame.masked, frame.payload) == (
+                opcode, True, False, payload)
+        raw.send_bytewise(build_frame(OP_CLOSE, close_payload(1000), mask=os.urandom(4)))
+        frame = raw.read_frame()
+        assert (frame.opcode, frame.close_code) == (OP_CLOSE, 1000)
+        raw.expect_eof()
