@@ -59,7 +59,8 @@ if not wslay_header_found(include_dirs) and len(sys.argv) > 1 and sys.argv[1] no
 extra_compile_args = ["-O2", "-Wall", "-Wextra", "-std=c11", "-fvisibility=hidden"]
 extra_link_args: list[str] = []
 if os.environ.get("PYWS_SANITIZE"):
-    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+           "-fno-omit-frame-pointer", "-O1", "-g"]
     extra_compile_args += san
     extra_link_args += san
 

@@ -16,6 +16,9 @@
  * payload, and validates close reasons per chunk; owning this layer keeps
  * every close code and reason exact.
  *
+ * wslay reports a frame only with payload bytes, so a header that arrives
+ * alone is taken from pyws_frame_pending_header and checked at once.
+ *
  * Frames we send go through pyws_frame_send (wslay_frame_send) into the
  * output buffer; the caller writes the buffer out.
  */
@@ -385,6 +388,13 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
     memset(&iocb, 0, sizeof(iocb));
     r = wslay_frame_recv(c->frame, &iocb);
     if (r == WSLAY_ERR_WANT_READ) {
+      /* A header that came without payload is checked now, not when its
+       * payload starts to arrive. */
+      if (!c->in_frame && pyws_frame_pending_header(&c->io, &iocb)) {
+        if ((rv = on_frame_start(c, &iocb)) == 0 && c->reading) {
+          c->in_frame = 1;
+        }
+      }
       break;
     }
     if (r < 0) {

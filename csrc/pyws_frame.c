@@ -22,6 +22,64 @@ static ssize_t on_send(const uint8_t *data, size_t len, int flags, void *user) {
   return (ssize_t)len;
 }
 
+/* Follow frame boundaries through `len` more bytes of the input stream. */
+static void track(pyws_frame_tracker *t, const uint8_t *p, size_t len) {
+  while (len > 0) {
+    if (t->in_payload) {
+      uint64_t take = t->payload_left < len ? t->payload_left : len;
+      t->payload_left -= take;
+      p += take;
+      len -= (size_t)take;
+      if (t->payload_left == 0) {
+        t->in_payload = 0;
+        t->have = 0;
+        t->need = 2;
+      }
+      continue;
+    }
+    if (t->need == 0) t->need = 2;
+    t->header[t->have++] = *p++;
+    len--;
+    if (t->have == 2) {
+      uint8_t len7 = t->header[1] & 0x7f;
+      t->need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) +
+                ((t->header[1] & 0x80) ? 4 : 0);
+    }
+    if (t->have == t->need) {
+      uint8_t len7 = t->header[1] & 0x7f;
+      uint64_t n = len7;
+      size_t i;
+      if (len7 >= 126) {
+        size_t bytes = len7 == 126 ? 2 : 8;
+        n = 0;
+        for (i = 0; i < bytes; i++) n = n << 8 | t->header[2 + i];
+      }
+      t->payload_length = n;
+      t->payload_left = n;
+      t->in_payload = 1;
+      if (n == 0) {
+        t->in_payload = 0;
+        t->have = 0;
+        t->need = 2;
+      }
+    }
+  }
+}
+
+int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb) {
+  const pyws_frame_tracker *t = &io->tracker;
+  if (!t->in_payload || t->payload_left != t->payload_length) {
+    return 0;
+  }
+  memset(iocb, 0, sizeof(*iocb));
+  iocb->fin = (t->header[0] >> 7) & 1;
+  iocb->rsv = (t->header[0] >> 4) & 7;
+  iocb->opcode = t->header[0] & 0xf;
+  iocb->mask = (t->header[1] >> 7) & 1;
+  iocb->payload_length = t->payload_length;
+  return 1;
+}
+
 static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
   pyws_frame_io *io = user;
   size_t n = len < io->in_len ? len : io->in_len;
@@ -30,6 +88,7 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
     return 0; /* makes wslay answer WSLAY_ERR_WANT_READ */
   }
   memcpy(buf, io->in, n);
+  track(&io->tracker, io->in, n);
   io->in += n;
   io->in_len -= n;
   return (ssize_t)n;

@@ -20,13 +20,35 @@
 /* Largest frame header: 2 bytes, 8 of extended length, 4 of masking key. */
 #define PYWS_FRAME_MAX_HEADER 14
 
+/*
+ * wslay_frame_recv reports a frame only once a byte of its payload (or its
+ * end) is there, so a header that arrives alone would go unchecked until
+ * payload follows.  The tracker follows frame boundaries in the bytes handed
+ * to wslay and keeps the last header it completed, so the engine can check
+ * that header at once.
+ */
+typedef struct pyws_frame_tracker {
+  uint8_t header[PYWS_FRAME_MAX_HEADER];
+  size_t have;            /* header bytes collected */
+  size_t need;            /* header length (2 until the second byte is seen) */
+  uint64_t payload_left;  /* payload bytes of the current frame not seen yet */
+  int in_payload;         /* the header is complete */
+  uint64_t payload_length;
+} pyws_frame_tracker;
+
 typedef struct pyws_frame_io {
   pyws_buf *out;       /* encoded frames are appended here */
   const uint8_t *in;   /* bytes the parser may still read */
   size_t in_len;
   uint8_t pool[64];    /* random bytes for masking keys */
   size_t pool_left;
+  pyws_frame_tracker tracker;
 } pyws_frame_io;
+
+/* If the bytes given to wslay end with a complete frame header and none of
+ * its payload, describe that frame in `iocb` (fin, rsv, opcode, mask,
+ * payload_length; no data) and return 1; else 0. */
+int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb);
 
 /* Create a wslay frame context whose callbacks use `io` (which must outlive
  * it).  0 or PYWS_ERR_NOMEM.  Free with wslay_frame_context_free. */

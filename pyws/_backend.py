@@ -9,9 +9,10 @@ import socket
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Protocol, Tuple
+from typing import Any, Callable, Optional, Protocol, Tuple
 
-__all__ = ["Lock", "uses_gevent", "new_lock", "client_modules"]
+__all__ = ["Lock", "Event", "uses_gevent", "new_lock", "new_event", "spawn",
+           "client_modules"]
 
 
 class Lock(Protocol):
@@ -48,6 +49,37 @@ def new_lock(sock: object) -> Lock:
         lock: Lock = Semaphore(1)
         return lock
     return threading.Lock()
+
+
+class Event(Protocol):
+    """What pyws needs of an event: ``threading.Event`` and gevent's fit."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: Optional[float] = ...) -> bool: ...
+
+
+def new_event(sock: object) -> Event:
+    """A fresh event whose ``wait`` blocks the way ``sock`` blocks."""
+    if uses_gevent(sock):
+        from gevent.event import Event as GeventEvent  # type: ignore[import-untyped, unused-ignore]
+
+        event: Event = GeventEvent()
+        return event
+    return threading.Event()
+
+
+def spawn(sock: object, function: Callable[[], None], name: str) -> None:
+    """Run ``function`` concurrently: in a greenlet when ``sock`` is gevent's,
+    else in a daemon thread."""
+    if uses_gevent(sock):
+        import gevent  # type: ignore[import-untyped, unused-ignore]
+
+        gevent.spawn(function)
+    else:
+        threading.Thread(target=function, name=name, daemon=True).start()
 
 
 def _in_gevent_greenlet() -> bool:

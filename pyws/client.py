@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from . import _core
 from ._backend import client_modules
 from .exceptions import HandshakeError
-from .websocket import WebSocket
+from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket
 
 if TYPE_CHECKING:
     import socket
@@ -40,7 +40,11 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             headers: Optional[Headers] = None, timeout: Optional[float] = None,
             max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE,
             origin: Optional[str] = None, *,
-            ssl_context: Optional[ssl.SSLContext] = None) -> WebSocket:
+            ssl_context: Optional[ssl.SSLContext] = None,
+            close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+            ping_interval: Optional[float] = None,
+            ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+            idle_timeout: Optional[float] = None) -> WebSocket:
     """Open a WebSocket connection to ``url`` and return it.
 
     ``url`` is ``ws://host[:port]/path[?query]`` or ``wss://...``; wss uses
@@ -50,6 +54,8 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     WebSocket's ``protocol``.  ``headers`` (a mapping or (name, value) pairs)
     are added to the request, as is ``Origin`` when ``origin`` is given.
     ``max_message_size``: the largest message accepted (0: no limit).
+    ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``idle_timeout``:
+    see :class:`pyws.WebSocket`.
 
     ``timeout`` (seconds, None: none) bounds the TCP connect plus the opening
     handshake as a whole; afterwards the socket is blocking again, so use
@@ -113,6 +119,8 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
         raise
     return WebSocket(sock, protocol, path=target.resource, origin=origin,
                      subprotocol=selected, version="13",
+                     close_timeout=close_timeout, ping_interval=ping_interval,
+                     ping_timeout=ping_timeout, idle_timeout=idle_timeout,
                      pending=bytes(buf[head_length:]))
 
 

@@ -15,11 +15,12 @@ import sys
 from http import HTTPStatus
 from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
+import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
 from . import _core
 from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
-from .websocket import WebSocket
+from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket
 
 __all__ = ["WebSocketHandler"]
 
@@ -30,6 +31,45 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 
 # How many wrapper levels (middleware) to look through for a Werkzeug url_map.
 _MAX_APP_DEPTH = 5
+
+#: Seconds a client has to deliver its request head (request line and headers).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Largest request head accepted, in bytes (request line and headers).
+DEFAULT_MAX_REQUEST_SIZE = 32768
+
+_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                     b"Content-Type: text/plain\r\nContent-Length: 38\r\n\r\n"
+                     b"the request head did not arrive in time")
+_TOO_LARGE_RESPONSE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                       b"Connection: close\r\nContent-Type: text/plain\r\n"
+                       b"Content-Length: 31\r\n\r\nthe request head is too large\r\n")
+
+
+class _HeadTooLarge(Exception):
+    """The request head exceeded ``max_request_size``."""
+
+
+class _HeadLimit:
+    """A reader over pywsgi's rfile for the header block: counts the bytes
+    read and refuses to go past the limit, so a client cannot make the
+    server buffer an arbitrarily large head."""
+
+    def __init__(self, rfile: Any, budget: int) -> None:
+        self._rfile = rfile
+        self._budget = budget
+
+    def readline(self, size: int = -1) -> bytes:
+        # Ask for one byte more than the budget, to tell "exactly at the
+        # limit" from "over it".
+        want = self._budget + 1 if size < 0 else min(size, self._budget + 1)
+        line: bytes = self._rfile.readline(want)
+        self._budget -= len(line)
+        if self._budget < 0:
+            raise _HeadTooLarge()
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
 
 
 class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
@@ -53,12 +93,60 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     WebSocket view, into the same one-line log.
 
     Options are read from the server (see :class:`pyws.WebSocketServer`):
-    ``max_message_size``, ``subprotocols``, ``close_timeout``; defaults apply
-    under a plain ``WSGIServer``.
+    ``max_message_size``, ``subprotocols``, ``handshake_timeout``,
+    ``max_request_size``, ``close_timeout``, ``ping_interval``,
+    ``ping_timeout``, ``idle_timeout``; defaults apply under a plain
+    ``WSGIServer``.
     """
 
     #: The WebSocket of the current request, None outside one.
     websocket: Optional[WebSocket] = None
+    _head_deadline: Any = None
+
+    def handle_one_request(self) -> Any:
+        """pywsgi's request cycle, with a deadline on reading the head: a
+        client that connects and sends nothing (or drips) is answered 408
+        and dropped after ``handshake_timeout`` seconds."""
+        timeout = getattr(self.server, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
+        if timeout is None:
+            return super().handle_one_request()
+        deadline = gevent.Timeout(timeout)
+        self._head_deadline = deadline
+        deadline.start()
+        try:
+            return super().handle_one_request()
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            logger.info("request head from %s did not arrive within %gs",
+                        _peer(self.client_address), timeout)
+            self.close_connection = True
+            return ("408", _TIMEOUT_RESPONSE)
+        finally:
+            deadline.close()
+            self._head_deadline = None
+
+    def read_request(self, raw_requestline: str) -> Any:
+        result = super().read_request(raw_requestline)
+        # The head is in: the application runs without the deadline.
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        return result
+
+    def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 (pywsgi's name)
+        limit = getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE)
+        if limit is not None:
+            fp = _HeadLimit(fp, limit - len(getattr(self, "requestline", "") or ""))
+        return super().MessageClass(fp, *args)
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        if isinstance(ex, _HeadTooLarge):
+            logger.info("request head from %s exceeds %d bytes",
+                        _peer(self.client_address),
+                        getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE))
+            self.close_connection = True
+            return ("431", _TOO_LARGE_RESPONSE)
+        return super()._handle_client_error(ex)
 
     def run_application(self) -> None:
         environ = cast(Environ, self.environ)
@@ -69,7 +157,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         try:
             accept, subprotocol = _core.check_request(
                 environ.get("REQUEST_METHOD", ""), self.request_version or "",
-                _request_headers(environ),
+                _request_headers(self.headers, environ),
                 subprotocols=getattr(server, "subprotocols", None) or None)
         except HandshakeError as exc:
             self._reject(exc)
@@ -85,7 +173,10 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
             origin=environ.get("HTTP_ORIGIN"),
             subprotocol=subprotocol,
             version="13",
-            close_timeout=getattr(server, "close_timeout", 5.0),
+            close_timeout=getattr(server, "close_timeout", DEFAULT_CLOSE_TIMEOUT),
+            ping_interval=getattr(server, "ping_interval", None),
+            ping_timeout=getattr(server, "ping_timeout", DEFAULT_PING_TIMEOUT),
+            idle_timeout=getattr(server, "idle_timeout", None),
         )
         self.websocket = ws
         environ["wsgi.websocket"] = ws
@@ -199,8 +290,13 @@ def _asks_for_websocket(environ: Environ) -> bool:
                for token in upgrade.split(","))
 
 
-def _request_headers(environ: Environ) -> List[Tuple[str, str]]:
-    """The request headers as (name, value) pairs, rebuilt from ``environ``."""
+def _request_headers(headers: Any, environ: Environ) -> List[Tuple[str, str]]:
+    """The request headers as (name, value) pairs, each field as it was sent:
+    pywsgi's header object keeps repeated fields apart (the environ joins
+    them with commas, which would hide a second Host or key)."""
+    items = getattr(headers, "items", None)
+    if items is not None:
+        return [(str(name), str(value)) for name, value in items()]
     return [(key[5:].replace("_", "-"), value)
             for key, value in environ.items() if key.startswith("HTTP_")]
 

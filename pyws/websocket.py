@@ -6,6 +6,9 @@ API of gevent-websocket's ``WebSocket`` so that porting code is a rename.
 """
 from __future__ import annotations
 
+import logging
+import os
+import select
 import socket
 import time
 from collections import deque
@@ -14,10 +17,18 @@ from typing import (Any, Callable, Deque, Dict, Iterator, NoReturn, Optional, Tu
                     Type, Union, cast)
 
 from . import _core
-from ._backend import Lock, new_lock
+from ._backend import Event, Lock, new_event, new_lock, spawn
 from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
 
-__all__ = ["WebSocket", "Message"]
+__all__ = ["WebSocket", "Message", "DEFAULT_CLOSE_TIMEOUT", "DEFAULT_PING_TIMEOUT",
+           "drain_buffered"]
+
+logger = logging.getLogger("pyws.websocket")
+
+#: Seconds ``close()`` waits for the peer's close frame.
+DEFAULT_CLOSE_TIMEOUT = 5.0
+#: Seconds a keepalive ping waits for its pong (when ``ping_interval`` is set).
+DEFAULT_PING_TIMEOUT = 20.0
 
 #: What ``receive()`` returns: ``str`` for text, ``bytes`` for binary messages.
 Message = Union[str, bytes]
@@ -26,9 +37,29 @@ _READ_SIZE = 65536
 _TEXT = _core.TEXT
 _BINARY = _core.BINARY
 _FAIL = _core.FAIL
+_PONG = _core.PONG
 _OPEN = _core.OPEN
 _CLOSED = _core.CLOSED
+# Reads the keepalive task may do in one go while nobody else reads.
+_POLL_READS = 16
 
+
+def drain_buffered(rfile: Any, sock: socket.socket) -> bytes:
+    """The bytes a buffered reader over ``sock`` already holds, without
+    blocking.  A client may send frames in the same packet as its handshake,
+    so they sit in the HTTP server's reader; taking them out once lets the
+    WebSocket read the socket directly from then on."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        # peek() returns the buffer; when it is empty it makes one raw read,
+        # which a non-blocking socket turns into "nothing" instead of a wait.
+        buffered = rfile.peek()
+        return rfile.read1(len(buffered)) if buffered else b""
+    except (BlockingIOError, OSError):
+        return b""
+    finally:
+        sock.settimeout(timeout)
 
 class WebSocket:
     """One open WebSocket connection, client or server side.
@@ -42,12 +73,22 @@ class WebSocket:
     Safe to share between threads or greenlets: one lock serialises every
     engine call together with the write of its output, and one reader at a
     time reads the socket.
+
+    Timers (all optional, in seconds): ``close_timeout`` bounds the wait for
+    the peer's close frame in ``close()``.  With ``ping_interval``, a ping is
+    sent that often and the connection is dropped (close code 1011) if its
+    pong does not come within ``ping_timeout``.  With ``idle_timeout``, the
+    connection is closed with 1001 when nothing arrived for that long.  The
+    last two run in a background greenlet (or thread) that also reads the
+    socket when the application is not in ``receive()``.
     """
 
     __slots__ = (
         "_sock", "_proto", "_lock", "_read_lock", "_read", "_pending",
-        "_messages", "_failure", "_dead", "_used",
+        "_messages", "_failure", "_dead", "_used", "_last_rx", "_ping_sent",
+        "_ping_payload", "_wakeup",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
+        "ping_interval", "ping_timeout", "idle_timeout",
     )
 
     def __init__(self, sock: socket.socket, protocol: _core.Protocol, *,
@@ -57,14 +98,24 @@ class WebSocket:
                  origin: Optional[str] = None,
                  subprotocol: Optional[str] = None,
                  version: str = "13",
-                 close_timeout: Optional[float] = 5.0,
+                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+                 ping_interval: Optional[float] = None,
+                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+                 idle_timeout: Optional[float] = None,
                  pending: bytes = b"") -> None:
+        for name, value in (("close_timeout", close_timeout),
+                            ("ping_interval", ping_interval),
+                            ("ping_timeout", ping_timeout),
+                            ("idle_timeout", idle_timeout)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None, not {value}")
         self._sock = sock
         self._proto = protocol
         self._lock: Lock = new_lock(sock)
         self._read_lock: Lock = new_lock(sock)
-        self._read: Callable[[int], bytes] = (
-            rfile.read1 if rfile is not None else sock.recv)
+        self._read: Callable[[int], bytes] = sock.recv
+        if rfile is not None:
+            pending = bytes(pending) + drain_buffered(rfile, sock)
         self._pending = bytes(pending)
         self._messages: Deque[Message] = deque()
         self._failure: Optional[ProtocolError] = None
@@ -84,6 +135,18 @@ class WebSocket:
         self.version = version
         #: Seconds ``close()`` waits for the peer's close frame (None: forever).
         self.close_timeout = close_timeout
+        #: Seconds between keepalive pings (None: no pings).
+        self.ping_interval = ping_interval
+        #: Seconds a keepalive ping waits for its pong (None: forever).
+        self.ping_timeout = ping_timeout
+        #: Seconds without incoming data before closing with 1001 (None: never).
+        self.idle_timeout = idle_timeout
+        self._last_rx = self._ping_sent = time.monotonic()
+        self._ping_payload: Optional[bytes] = None
+        self._wakeup: Optional[Event] = None
+        if ping_interval is not None or idle_timeout is not None:
+            self._wakeup = new_event(sock)
+            spawn(sock, self._run_timers, "pyws-keepalive")
 
     # -- state ---------------------------------------------------------------
 
@@ -164,6 +227,7 @@ class WebSocket:
         """Run ``data`` through the engine, write what it answers, queue events."""
         proto = self._proto
         error: Optional[OSError] = None
+        self._last_rx = time.monotonic()
         with self._lock:
             proto.receive_data(data)
             out = proto.data_to_send()
@@ -179,6 +243,9 @@ class WebSocket:
         for kind, value in events:
             if kind == _TEXT or kind == _BINARY:
                 append(value)  # type: ignore[arg-type]
+            elif kind == _PONG:
+                if value == self._ping_payload:
+                    self._ping_payload = None
             elif kind == _FAIL:
                 code, reason = cast(Tuple[int, str], value)
                 cls = FrameTooLargeException if code == 1009 else ProtocolError
@@ -201,6 +268,8 @@ class WebSocket:
         if self._dead:
             return
         self._dead = True
+        if self._wakeup is not None:
+            self._wakeup.set()
         sock = self._sock
         # shutdown() wakes any reader blocked on this socket (another thread
         # or greenlet) and sends FIN even while a buffered rfile keeps the
@@ -339,6 +408,86 @@ class WebSocket:
         finally:
             self._read_lock.release()
 
+    # -- keepalive and idle timers -------------------------------------------
+
+    def _run_timers(self) -> None:
+        """Background task: keepalive pings and the idle timeout."""
+        wakeup = self._wakeup
+        assert wakeup is not None
+        try:
+            while not self._dead:
+                delay = self._next_due() - time.monotonic()
+                if delay > 0 and wakeup.wait(delay):
+                    return  # torn down
+                self._poll()
+                if not self._dead:
+                    self._check_timers(time.monotonic())
+        except Exception:
+            logger.exception("WebSocket %s: keepalive task failed", self.path)
+
+    def _next_due(self) -> float:
+        due = []
+        if self.idle_timeout is not None:
+            due.append(self._last_rx + self.idle_timeout)
+        if self.ping_interval is not None:
+            if self._ping_payload is None:
+                due.append(self._ping_sent + self.ping_interval)
+            elif self.ping_timeout is not None:
+                due.append(self._ping_sent + self.ping_timeout)
+        return min(due) if due else time.monotonic() + 3600.0
+
+    def _poll(self) -> None:
+        """Read what has arrived when no receive() is reading, so that pongs
+        and activity are seen even while the application only sends."""
+        if not self._read_lock.acquire(blocking=False):
+            return  # a receive() is reading: it sees everything
+        try:
+            for _ in range(_POLL_READS):
+                if self._dead or not _readable(self._sock):
+                    return
+                data = self._next_chunk()
+                if not data:
+                    self._eof()
+                    return
+                self._feed(data)
+        finally:
+            self._read_lock.release()
+
+    def _check_timers(self, now: float) -> None:
+        idle = self.idle_timeout
+        if idle is not None and now - self._last_rx >= idle:
+            logger.info("WebSocket %s: nothing received for %gs, closing", self.path, idle)
+            self.close(1001, "idle timeout")
+            return
+        if self.ping_interval is None:
+            return
+        if self._ping_payload is not None:
+            timeout = self.ping_timeout
+            if timeout is not None and now - self._ping_sent >= timeout:
+                logger.info("WebSocket %s: no pong within %gs, dropping", self.path, timeout)
+                self._drop(1011, "keepalive ping timeout")
+        elif now - self._ping_sent >= self.ping_interval:
+            payload = os.urandom(4)
+            self._ping_payload = payload
+            self._ping_sent = now
+            try:
+                self.ping(payload)
+            except (ConnectionClosed, OSError):
+                pass
+
+    def _drop(self, code: int, reason: str) -> None:
+        """Send a close frame if possible, then close the socket at once:
+        the peer is presumed gone, so its answer is not awaited."""
+        proto = self._proto
+        with self._lock:
+            if proto.state == _OPEN:
+                try:
+                    proto.send_close(code, reason)
+                    self._sock.sendall(proto.data_to_send())
+                except OSError:
+                    pass
+        self._eof()
+
     def __enter__(self) -> WebSocket:
         return self
 
@@ -346,3 +495,11 @@ class WebSocket:
                  exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
         self.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Is there something to read (data or EOF), without waiting?"""
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # closed or broken: a read will tell

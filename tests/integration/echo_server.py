@@ -129,6 +129,8 @@ def main() -> None:
     p.add_argument("--app", choices=["wsgi", "flask"], default="wsgi")
     p.add_argument("--max-message-size", type=int, default=None)
     p.add_argument("--subprotocols", default=None, help="comma-separated")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="another WebSocketServer keyword (a number or None)")
     args = p.parse_args()
 
     app = wsgi_app if args.app == "wsgi" else flask_app()
@@ -141,6 +143,10 @@ def main() -> None:
             kw["max_message_size"] = args.max_message_size
         if args.subprotocols:
             kw["subprotocols"] = args.subprotocols.split(",")
+        for option in args.option:
+            name, _, value = option.partition("=")
+            kw[name] = (None if value == "None" else
+                        float(value) if "." in value else int(value))
         server = pyws.WebSocketServer(("127.0.0.1", 0), app, **kw)
     server.start()
     port = server.address[1]

@@ -898,3 +898,32 @@ def test_utf8_valid_agrees_with_python_decoder_on_random_input():
         except UnicodeDecodeError:
             expected = False
         assert _core.utf8_valid(data) is expected, data
+
+
+# A frame header that arrives without any of its payload is checked at once:
+# the connection does not wait for payload that may never come.
+
+def header_only(opcode, length, rsv=0):
+    frame = masked(opcode, b"x" * length, rsv=rsv)
+    return frame[:len(frame) - length]
+
+
+def test_header_announcing_an_oversize_message_fails_with_1009_before_its_payload(feed):
+    p = server(max_message_size=1000)
+    feed(p, header_only(OP_BINARY, 1001))
+    assert_failed(p, p.events_received(), 1009)
+
+
+def test_header_with_reserved_bits_fails_with_1002_before_its_payload(feed):
+    p = server()
+    feed(p, header_only(OP_TEXT, 13, rsv=RSV1))
+    assert_failed(p, p.events_received(), 1002)
+
+
+def test_valid_header_alone_waits_for_its_payload(feed):
+    p = server()
+    frame = masked(OP_TEXT, b"patience")
+    feed(p, frame[:-8])
+    assert p.events_received() == [] and p.data_to_send() == b""
+    feed(p, frame[-8:])
+    assert p.events_received() == [(TEXT, "patience")]
