@@ -9,7 +9,7 @@ import socket
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Callable, Optional, Protocol, Tuple
+from typing import Any, Callable, Protocol, Tuple
 
 __all__ = ["Lock", "Event", "uses_gevent", "new_lock", "new_event", "spawn",
            "client_modules"]
@@ -58,7 +58,7 @@ class Event(Protocol):
 
     def is_set(self) -> bool: ...
 
-    def wait(self, timeout: Optional[float] = ...) -> bool: ...
+    def wait(self, timeout: float) -> bool: ...
 
 
 def new_event(sock: object) -> Event:

@@ -146,7 +146,8 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                         getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE))
             self.close_connection = True
             return ("431", _TOO_LARGE_RESPONSE)
-        return super()._handle_client_error(ex)
+        # Not in the gevent stubs: a documented pywsgi hook for subclasses.
+        return super()._handle_client_error(ex)  # type: ignore[misc, unused-ignore]
 
     def run_application(self) -> None:
         environ = cast(Environ, self.environ)

@@ -7,7 +7,7 @@ from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-igno
 
 from . import _core
 from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
-from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT
+from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, check_non_negative
 
 __all__ = ["WebSocketServer"]
 
@@ -47,14 +47,10 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
         if max_message_size < 0:
             raise ValueError(f"max_message_size must be >= 0 (0: no limit), "
                              f"not {max_message_size}")
-        for name, value in (("handshake_timeout", handshake_timeout),
-                            ("max_request_size", max_request_size),
-                            ("close_timeout", close_timeout),
-                            ("ping_interval", ping_interval),
-                            ("ping_timeout", ping_timeout),
-                            ("idle_timeout", idle_timeout)):
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0 or None, not {value}")
+        check_non_negative(handshake_timeout=handshake_timeout,
+                           max_request_size=max_request_size, close_timeout=close_timeout,
+                           ping_interval=ping_interval, ping_timeout=ping_timeout,
+                           idle_timeout=idle_timeout)
         if isinstance(subprotocols, str):
             raise TypeError("subprotocols is a sequence of names, not a str")
         super().__init__(listener, application, *args, **kwargs)

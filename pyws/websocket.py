@@ -21,7 +21,7 @@ from ._backend import Event, Lock, new_event, new_lock, spawn
 from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
 
 __all__ = ["WebSocket", "Message", "DEFAULT_CLOSE_TIMEOUT", "DEFAULT_PING_TIMEOUT",
-           "drain_buffered"]
+           "check_non_negative", "drain_buffered"]
 
 logger = logging.getLogger("pyws.websocket")
 
@@ -42,6 +42,13 @@ _OPEN = _core.OPEN
 _CLOSED = _core.CLOSED
 # Reads the keepalive task may do in one go while nobody else reads.
 _POLL_READS = 16
+
+
+def check_non_negative(**options: Optional[float]) -> None:
+    """ValueError naming the first option that is negative (None is fine)."""
+    for name, value in options.items():
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0 or None, not {value}")
 
 
 def drain_buffered(rfile: Any, sock: socket.socket) -> bytes:
@@ -103,12 +110,8 @@ class WebSocket:
                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
                  idle_timeout: Optional[float] = None,
                  pending: bytes = b"") -> None:
-        for name, value in (("close_timeout", close_timeout),
-                            ("ping_interval", ping_interval),
-                            ("ping_timeout", ping_timeout),
-                            ("idle_timeout", idle_timeout)):
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0 or None, not {value}")
+        check_non_negative(close_timeout=close_timeout, ping_interval=ping_interval,
+                           ping_timeout=ping_timeout, idle_timeout=idle_timeout)
         self._sock = sock
         self._proto = protocol
         self._lock: Lock = new_lock(sock)
@@ -300,17 +303,23 @@ class WebSocket:
             self._refuse(message)
         self._used = True
         proto = self._proto
+        if isinstance(message, str):
+            if binary:
+                self._write(proto.send_binary, message.encode("utf-8"))
+            else:
+                self._write(proto.send_text, message)
+        elif binary is None or binary:
+            self._write(proto.send_binary, message)
+        else:
+            self._write(proto.send_text, message)
+
+    def _write(self, queue: Callable[[Any], None], data: Any) -> None:
+        """Queue one frame with the engine and write it, under the lock so
+        that frames from concurrent senders never interleave."""
+        proto = self._proto
         error: OSError
         with self._lock:
-            if isinstance(message, str):
-                if binary:
-                    proto.send_binary(message.encode("utf-8"))
-                else:
-                    proto.send_text(message)
-            elif binary is None or binary:
-                proto.send_binary(message)
-            else:
-                proto.send_text(message)
+            queue(data)
             try:
                 self._sock.sendall(proto.data_to_send())
                 return
@@ -338,19 +347,7 @@ class WebSocket:
         if isinstance(data, str):
             data = data.encode("utf-8")
         self._used = True
-        proto = self._proto
-        with self._lock:
-            proto.send_ping(data)
-            out = proto.data_to_send()
-            try:
-                self._sock.sendall(out)
-                return
-            except OSError as exc:
-                error = exc
-                if proto.state != _CLOSED:
-                    proto.receive_eof()
-        self._teardown()
-        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+        self._write(self._proto.send_ping, data)
 
     # -- closing -------------------------------------------------------------
 

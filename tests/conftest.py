@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import pytest
 
@@ -82,8 +82,10 @@ class ServerProcess:
         pytest.fail(f"{self.name}: {why}\n--- server log ---\n{self.log()[-4000:]}",
                     pytrace=False)
 
-    def start_and_read_port(self, timeout: float = STARTUP_TIMEOUT) -> "ServerProcess":
-        """Start a server that prints its port on the first line of stdout."""
+    def start_and_read_port(self, timeout: float = STARTUP_TIMEOUT,
+                            port_from_line: Callable[[bytes], int] = int) -> "ServerProcess":
+        """Start a server that prints its port on the first line of stdout
+        (``port_from_line`` reads it from that line; ValueError if absent)."""
         self._popen(subprocess.PIPE)
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
@@ -103,9 +105,9 @@ class ServerProcess:
                 buf += chunk
         line = buf.split(b"\n", 1)[0].strip()
         try:
-            self.port = int(line)
+            self.port = port_from_line(line)
         except ValueError:
-            self._fail(f"printed {line!r} instead of a port")
+            self._fail(f"printed {line!r} instead of its port")
         return self
 
     def start_on_port(self, port: int, timeout: float = STARTUP_TIMEOUT) -> "ServerProcess":

@@ -8,18 +8,14 @@ the ``serving on http://HOST:PORT`` line echo.py prints once it listens.
 """
 from __future__ import annotations
 
-import os
 import re
-import selectors
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.conftest import EXAMPLE_ECHO, STARTUP_TIMEOUT, ServerProcess
+from tests.conftest import EXAMPLE_ECHO, ServerProcess
 from tests.conformance.rawclient import Client
 
 BIG_MAX = 16 << 20  # section 9.1.6 / 9.2.6 send 16 MiB
@@ -28,43 +24,23 @@ DEFAULT_MAX = 1 << 20  # echo.py's default --max-message-size
 _BANNER = re.compile(rb"serving on http://(?P<host>[^\s]+):(?P<port>\d+)")
 
 
-class EchoExample(ServerProcess):
-    """examples/echo.py, its port taken from the banner it prints."""
-
-    def start_from_banner(self, timeout: float = STARTUP_TIMEOUT) -> "EchoExample":
-        self._popen(subprocess.PIPE)
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self._fail(f"no 'serving on' line within {timeout:.0f}s")
-                if not sel.select(remaining):
-                    continue
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    self._fail(f"exited with {self.proc.wait(5)} before listening")
-                buf += chunk
-        match = _BANNER.search(buf)
-        if match is None:
-            self._fail(f"printed {buf!r} instead of 'serving on http://HOST:PORT'")
-        self.port = int(match.group("port"))
-        return self
+def _port_from_banner(line: bytes) -> int:
+    """The port in examples/echo.py's "serving on http://HOST:PORT" line."""
+    match = _BANNER.search(line)
+    if match is None:
+        raise ValueError(line)
+    return int(match.group("port"))
 
 
-def _start(tmp_path_factory, name: str, *args: str) -> EchoExample:
+def _start(tmp_path_factory, name: str, *args: str) -> ServerProcess:
     log: Path = tmp_path_factory.mktemp("conformance-logs") / f"{name}.log"
-    server = EchoExample(name, [sys.executable, str(EXAMPLE_ECHO), "--host", "127.0.0.1",
-                                "--port", "0", *args], log)
-    return server.start_from_banner()
+    server = ServerProcess(name, [sys.executable, str(EXAMPLE_ECHO), "--host", "127.0.0.1",
+                                  "--port", "0", *args], log)
+    return server.start_and_read_port(port_from_line=_port_from_banner)
 
 
 @pytest.fixture(scope="session")
-def echo(tmp_path_factory) -> Iterator[EchoExample]:
+def echo(tmp_path_factory) -> Iterator[ServerProcess]:
     """examples/echo.py with --max-message-size BIG_MAX."""
     if not EXAMPLE_ECHO.exists():
         pytest.fail(f"{EXAMPLE_ECHO} does not exist", pytrace=False)
@@ -74,7 +50,7 @@ def echo(tmp_path_factory) -> Iterator[EchoExample]:
 
 
 @pytest.fixture(scope="session")
-def echo_default_limit(tmp_path_factory) -> Iterator[EchoExample]:
+def echo_default_limit(tmp_path_factory) -> Iterator[ServerProcess]:
     """examples/echo.py with its default limit (DEFAULT_MAX)."""
     server = _start(tmp_path_factory, "echo.py-default")
     yield server
