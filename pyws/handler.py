@@ -37,12 +37,17 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Largest request head accepted, in bytes (request line and headers).
 DEFAULT_MAX_REQUEST_SIZE = 32768
 
-_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
-                     b"Content-Type: text/plain\r\nContent-Length: 38\r\n\r\n"
-                     b"the request head did not arrive in time")
-_TOO_LARGE_RESPONSE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                       b"Connection: close\r\nContent-Type: text/plain\r\n"
-                       b"Content-Length: 31\r\n\r\nthe request head is too large\r\n")
+def _plain_response(status: str, body: bytes) -> bytes:
+    """A complete HTTP response that closes the connection."""
+    return (f"HTTP/1.1 {status}\r\nConnection: close\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode("ascii") + body
+
+
+_TIMEOUT_RESPONSE = _plain_response("408 Request Timeout",
+                                    b"the request head did not arrive in time\n")
+_TOO_LARGE_RESPONSE = _plain_response("431 Request Header Fields Too Large",
+                                      b"the request head is too large\n")
 
 
 class _HeadTooLarge(Exception):
@@ -187,6 +192,11 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         finally:
             self.websocket = None
             self.close_connection = True
+            # The environ holds the socket and the socket its environ: break
+            # the cycle so the connection's memory goes now, not at the next
+            # garbage collection.
+            environ["wsgi.websocket"] = None
+            ws.environ = None
 
     def _reject(self, exc: HandshakeError) -> None:
         """Answer a bad upgrade request with ``exc.status`` and its reason."""

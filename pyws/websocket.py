@@ -13,8 +13,8 @@ import socket
 import time
 from collections import deque
 from types import TracebackType
-from typing import (Any, Callable, Deque, Dict, Iterator, NoReturn, Optional, Tuple,
-                    Type, Union, cast)
+from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Optional,
+                    Tuple, Type, Union, cast)
 
 from . import _core
 from ._backend import Event, Lock, new_event, new_lock, spawn
@@ -93,7 +93,7 @@ class WebSocket:
     __slots__ = (
         "_sock", "_proto", "_lock", "_read_lock", "_read", "_pending",
         "_messages", "_failure", "_dead", "_used", "_last_rx", "_ping_sent",
-        "_ping_payload", "_wakeup",
+        "_ping_payload", "_wakeup", "_close_callbacks",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
     )
@@ -147,6 +147,7 @@ class WebSocket:
         self._last_rx = self._ping_sent = time.monotonic()
         self._ping_payload: Optional[bytes] = None
         self._wakeup: Optional[Event] = None
+        self._close_callbacks: List[Callable[[WebSocket], None]] = []
         if ping_interval is not None or idle_timeout is not None:
             self._wakeup = new_event(sock)
             spawn(sock, self._run_timers, "pyws-keepalive")
@@ -285,6 +286,20 @@ class WebSocket:
             sock.close()
         except OSError:
             pass
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("WebSocket %s: close callback failed", self.path)
+
+    def add_close_callback(self, callback: Callable[[WebSocket], None]) -> None:
+        """Call ``callback(ws)`` once, when the connection is gone (at once if
+        it is already).  Rooms use it to forget closed members."""
+        if self._dead:
+            callback(self)
+        else:
+            self._close_callbacks.append(callback)
 
     # -- sending -------------------------------------------------------------
 
@@ -313,15 +328,32 @@ class WebSocket:
         else:
             self._write(proto.send_text, message)
 
-    def _write(self, queue: Callable[[Any], None], data: Any) -> None:
-        """Queue one frame with the engine and write it, under the lock so
-        that frames from concurrent senders never interleave."""
+    def send_encoded(self, frame: bytes) -> None:
+        """Write one complete frame encoded beforehand (by
+        ``pyws._core.encode_frame``), as a broadcast does: the same bytes go
+        to many sockets.  Server side only, since server frames are not
+        masked.  Raises ConnectionClosed once a close frame was sent."""
+        if not self._proto.is_server:
+            raise ValueError("send_encoded() is for server-side WebSockets: "
+                             "client frames must be masked one by one")
+        self._write(None, frame)
+
+    def _write(self, queue: Optional[Callable[[Any], None]], data: Any) -> None:
+        """Queue one frame with the engine (``queue(data)``) and write it, or
+        write ``data`` itself, an encoded frame, when ``queue`` is None; under
+        the lock, so that frames from concurrent senders never interleave."""
         proto = self._proto
         error: OSError
         with self._lock:
-            queue(data)
+            if queue is None:
+                if proto.close_sent or self._dead:
+                    raise self._closed_error()
+                out = data
+            else:
+                queue(data)
+                out = proto.data_to_send()
             try:
-                self._sock.sendall(proto.data_to_send())
+                self._sock.sendall(out)
                 return
             except OSError as exc:
                 error = exc
