@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .client import connect
 from .exceptions import (ConnectionClosed, FrameTooLargeException,
                          HandshakeError, ProtocolError, WebSocketError)
+from .hub import Hub
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "WebSocket",
+    "Hub",
     "WebSocketHandler",
     "WebSocketServer",
     "connect",

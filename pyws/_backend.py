@@ -11,8 +11,8 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, Protocol, Tuple
 
-__all__ = ["Lock", "Event", "uses_gevent", "new_lock", "new_event", "spawn",
-           "client_modules"]
+__all__ = ["Lock", "Event", "uses_gevent", "new_lock", "new_event", "new_queue",
+           "spawn", "client_modules"]
 
 
 class Lock(Protocol):
@@ -71,15 +71,27 @@ def new_event(sock: object) -> Event:
     return threading.Event()
 
 
-def spawn(sock: object, function: Callable[[], None], name: str) -> None:
-    """Run ``function`` concurrently: in a greenlet when ``sock`` is gevent's,
-    else in a daemon thread."""
+def spawn(sock: object, function: Callable[..., None], *args: Any,
+          name: str = "pyws") -> None:
+    """Run ``function(*args)`` concurrently: in a greenlet when ``sock`` is
+    gevent's, else in a daemon thread."""
     if uses_gevent(sock):
         import gevent  # type: ignore[import-untyped, unused-ignore]
 
-        gevent.spawn(function)
+        gevent.spawn(function, *args)
     else:
-        threading.Thread(target=function, name=name, daemon=True).start()
+        threading.Thread(target=function, args=args, name=name, daemon=True).start()
+
+
+def new_queue(sock: object, maxsize: int) -> Any:
+    """A bounded FIFO queue whose ``get`` blocks the way ``sock`` blocks."""
+    if uses_gevent(sock):
+        from gevent.queue import Queue  # type: ignore[import-untyped, unused-ignore]
+
+        return Queue(maxsize)
+    import queue
+
+    return queue.Queue(maxsize)
 
 
 def _in_gevent_greenlet() -> bool:

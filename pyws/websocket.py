@@ -150,7 +150,7 @@ class WebSocket:
         self._close_callbacks: List[Callable[[WebSocket], None]] = []
         if ping_interval is not None or idle_timeout is not None:
             self._wakeup = new_event(sock)
-            spawn(sock, self._run_timers, "pyws-keepalive")
+            spawn(sock, self._run_timers, name="pyws-keepalive")
 
     # -- state ---------------------------------------------------------------
 
@@ -158,6 +158,17 @@ class WebSocket:
     def closed(self) -> bool:
         """True once a close frame was sent or received, or the socket died."""
         return self._dead or self._proto.state != _OPEN
+
+    @property
+    def is_server(self) -> bool:
+        """True for the server side of a connection."""
+        return self._proto.is_server
+
+    @property
+    def socket(self) -> socket.socket:
+        """The underlying socket (for select() and the like; reading or
+        writing it directly would corrupt the stream)."""
+        return self._sock
 
     @property
     def close_code(self) -> Optional[int]:
