@@ -1,8 +1,12 @@
 # pyws — set-up, build, test and demo.
 #
-#   make demo   install everything, then run the echo demo on 127.0.0.1:9527
-#               (options: make demo DEMO_ARGS='--port 8000')
-#   make test   install everything, build, then run the test suite
+#   make demo   install everything, then run the group chat demo
+#               (examples/chat/app.py) on 127.0.0.1:9527; the seed's echo
+#               page is at /echo.html (options: make demo DEMO_ARGS='--port 8000',
+#               DEMO_ARGS='--redis redis://127.0.0.1:6379/0')
+#   make test   install everything (with Chromium, chromedriver and
+#               redis-server for the browser and multi-process tests), build,
+#               then run the test suite
 #
 #   make fuzz       libFuzzer on the C frame and handshake parsers
 #                   (FUZZ_SECONDS per target, default 60)
@@ -16,6 +20,9 @@ PYTHON       ?= python3
 PIP          ?= $(PYTHON) -m pip
 APT_PACKAGES := libwslay-dev pkg-config gcc
 CHECK_PACKAGES := clang libclang-rt-14-dev valgrind
+# The chat's browser tests (headless Chromium through selenium) and its
+# multi-process tests (a throw-away redis-server).
+TEST_PACKAGES := chromium chromium-driver redis-server
 CLANG        ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frames handshake
@@ -26,7 +33,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
 .NOTPARALLEL:
-.PHONY: install apt-deps apt-install check-deps build test demo clean fuzz sanitize memcheck
+.PHONY: install apt-deps apt-install check-deps test-deps build test demo clean fuzz sanitize memcheck
 
 install: apt-deps
 	$(PIP) install -e '.[test]'
@@ -36,6 +43,9 @@ apt-deps:
 
 check-deps: install
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CHECK_PACKAGES)"
+
+test-deps: install
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)"
 
 apt-install:
 	@if dpkg -s $(PACKAGES) >/dev/null 2>&1; then \
@@ -49,11 +59,11 @@ apt-install:
 build:
 	$(PYTHON) setup.py build_ext --inplace
 
-test: install build
+test: install test-deps build
 	$(PYTHON) -m pytest -q
 
 demo: install
-	$(PYTHON) examples/echo.py $(DEMO_ARGS)
+	$(PYTHON) examples/chat/app.py $(DEMO_ARGS)
 
 # libFuzzer targets link the engine alone (no Python), with ASan and UBSan.
 # The seed corpus is copied so that runs never write into tests/.
@@ -75,7 +85,7 @@ fuzz: check-deps $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 # interpreter itself is not instrumented; leak checking is valgrind's job,
 # CPython's own allocations at exit would drown it).  The memory-bound
 # tests are left out: shadow memory makes RSS meaningless.
-sanitize: check-deps
+sanitize: check-deps test-deps
 	PYWS_SANITIZE=1 $(PYTHON) setup.py build_ext --inplace --force
 	LD_PRELOAD="$(ASAN_LIBS)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYWS_SANITIZED=1 \

@@ -14,14 +14,15 @@ the hubs of other processes or hosts sharing the bus, and theirs come here.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple, Union
 
 from . import _core
-from ._backend import new_queue, spawn
+from ._backend import new_event, new_queue, spawn
 from .exceptions import ConnectionClosed
-from .websocket import WebSocket
+from .websocket import DEFAULT_CLOSE_TIMEOUT, WebSocket
 
 __all__ = ["Hub", "Bus", "DEFAULT_QUEUE_SIZE"]
 
@@ -65,9 +66,11 @@ class Hub:
     """Named rooms of WebSockets, and broadcast to them.
 
     ``queue_size``: frames a member may have waiting; ``overflow``: what
-    happens to a member whose queue is full: ``"disconnect"`` (default,
-    close code 1008 "send queue overflow") or ``"drop"`` (the message is
-    lost for that member only, counted in :meth:`dropped`).  ``bus``: share
+    happens to a member whose queue is full: ``"disconnect"`` (default: it
+    leaves every room at once, its backlog is dropped and it is closed with
+    1008 "send queue overflow"; if that is not over within its
+    ``close_timeout``, its socket is shut down) or ``"drop"`` (the message
+    is lost for that member only, counted in :meth:`dropped`).  ``bus``: share
     rooms with other processes (None: this process only).
 
     Safe to use from several greenlets or threads.
@@ -94,43 +97,54 @@ class Hub:
 
     def join(self, ws: WebSocket, room: str) -> None:
         """Add ``ws`` to ``room`` (joining twice is harmless)."""
-        if not ws.is_server:
-            raise ValueError("only server-side WebSockets can join a room: "
-                             "a broadcast frame is encoded once, unmasked")
         with self._lock:
-            member = self._members.get(id(ws))
-            new = member is None
-            if member is None:
-                # One extra slot so that the stop marker always fits.
-                member = _Member(ws, new_queue(ws.socket, self.queue_size + 1))
-                self._members[id(ws)] = member
+            member = self._member(ws)
+            if self._members.get(id(ws)) is not member:
+                return  # the socket was already closed: it left at once
             member.rooms.add(room)
             self._rooms.setdefault(room, {})[id(ws)] = member
-        if new:
-            spawn(ws.socket, self._writer, member, name="pyws-hub-writer")
-            ws.add_close_callback(self.leave_all)
+
+    def _member(self, ws: WebSocket) -> _Member:
+        """The member for ``ws``, created (with its writer) on first use.  It
+        lives until the socket closes, even outside every room, so that all
+        frames the hub sends it go through one queue, in order."""
+        member = self._members.get(id(ws))
+        if member is not None:
+            return member
+        if not ws.is_server:
+            raise ValueError("only server-side WebSockets can be hub members: "
+                             "a broadcast frame is encoded once, unmasked")
+        # One extra slot so that the stop marker always fits.
+        member = _Member(ws, new_queue(ws.socket, self.queue_size + 1))
+        self._members[id(ws)] = member
+        spawn(ws.socket, self._writer, member, name="pyws-hub-writer")
+        ws.add_close_callback(self._remove)
+        return member
 
     def leave(self, ws: WebSocket, room: str) -> None:
         """Remove ``ws`` from ``room``."""
         with self._lock:
             member = self._members.get(id(ws))
-            if member is None or room not in member.rooms:
-                return
-            member.rooms.discard(room)
-            self._forget_in_room(ws, room)
-            if not member.rooms:
-                self._retire(member)
+            if member is not None and room in member.rooms:
+                member.rooms.discard(room)
+                self._forget_in_room(ws, room)
 
     def leave_all(self, ws: WebSocket) -> None:
         """Remove ``ws`` from every room (done by itself when it closes)."""
         with self._lock:
             member = self._members.get(id(ws))
-            if member is None:
-                return
-            for room in member.rooms:
-                self._forget_in_room(ws, room)
-            member.rooms.clear()
-            self._retire(member)
+            if member is not None:
+                for room in member.rooms:
+                    self._forget_in_room(ws, room)
+                member.rooms.clear()
+
+    def _remove(self, ws: WebSocket) -> None:
+        """The socket is gone: out of every room, and its writer stops."""
+        with self._lock:
+            member = self._members.get(id(ws))
+            if member is not None:
+                self.leave_all(ws)
+                self._retire(member)
 
     def _forget_in_room(self, ws: WebSocket, room: str) -> None:
         members = self._rooms.get(room)
@@ -140,7 +154,7 @@ class Hub:
                 del self._rooms[room]
 
     def _retire(self, member: _Member) -> None:
-        """The member is in no room: stop its writer."""
+        """Forget the member and stop its writer."""
         self._members.pop(id(member.ws), None)
         _put_nowait(member.queue, None)  # wakes the writer, which exits
 
@@ -171,21 +185,35 @@ class Hub:
         ``room`` but ``exclude`` (one WebSocket or several), here and, with a
         bus, in the other hubs.  Never blocks on a member: it only queues.
         Returns how many members of this process it was queued for."""
-        if isinstance(message, str):
-            opcode, payload = _core.TEXT, message.encode("utf-8")
-        else:
-            opcode, payload = _core.BINARY, bytes(message)
+        opcode, payload = _encode(message)
         count = self._deliver(room, opcode, payload, exclude)
         if self._bus is not None:
             self._bus.publish(self.id, room, opcode, payload)
         return count
 
+    def send(self, ws: WebSocket, message: Union[str, bytes]) -> bool:
+        """Send ``message`` to ``ws`` alone through its hub queue, so that it
+        stays in order with the broadcasts ``ws`` receives (``ws.send()``
+        writes at once and may overtake frames still queued for it).  The
+        overflow policy applies; returns False if the message was not queued."""
+        opcode, payload = _encode(message)
+        frame = _core.encode_frame(opcode, payload)
+        with self._lock:
+            member = self._member(ws)
+            if self._members.get(id(ws)) is not member:
+                return False  # the socket is closed
+            if _put_nowait(member.queue, frame):
+                return True
+            if self.overflow == "drop":
+                member.dropped += 1
+                return False
+        self._disconnect(member)
+        return False
+
     def _deliver(self, room: str, opcode: int, payload: bytes,
                  exclude: Union[WebSocket, Iterable[WebSocket], None]) -> int:
-        with self._lock:
-            members = list(self._rooms.get(room, {}).values())
-        if not members:
-            return 0
+        if not self._rooms.get(room):
+            return 0  # nobody here: skip the encoding (a racy peek is fine)
         if exclude is None:
             skip: Set[int] = set()
         elif isinstance(exclude, WebSocket):
@@ -194,29 +222,44 @@ class Hub:
             skip = {id(ws) for ws in exclude}
         frame = _core.encode_frame(opcode, payload)  # once, for everyone
         count = 0
-        for member in members:
-            if id(member.ws) in skip:
-                continue
-            if _put_nowait(member.queue, frame):
-                count += 1
-            else:
-                self._overflowed(member)
+        full: List[_Member] = []
+        # Queue under the lock: put_nowait never blocks, and it makes the
+        # size check and the put one step (two threads broadcasting at once
+        # could otherwise both take the spare slot kept for the stop marker),
+        # and concurrent broadcasts reach every member in the same order.
+        with self._lock:
+            for member in self._rooms.get(room, {}).values():
+                if id(member.ws) in skip:
+                    continue
+                if _put_nowait(member.queue, frame):
+                    count += 1
+                elif self.overflow == "drop":
+                    member.dropped += 1
+                else:
+                    full.append(member)
+        for member in full:
+            self._disconnect(member)
         return count
 
     def _deliver_remote(self, origin: str, room: str, opcode: int, payload: bytes) -> None:
         if origin != self.id:
             self._deliver(room, opcode, payload, None)
 
-    def _overflowed(self, member: _Member) -> None:
-        if self.overflow == "drop":
-            member.dropped += 1
-            return
+    def _disconnect(self, member: _Member) -> None:
+        """Overflow under the "disconnect" policy: out of every room now,
+        then closed with 1008 by a task of its own, so that the broadcast
+        never waits on this member's socket."""
+        ws = member.ws
+        with self._lock:
+            if self._members.get(id(ws)) is not member:
+                return  # already gone (a concurrent broadcast overflowed it too)
+            # Its backlog is dropped: the close frame should be the next
+            # thing it gets, not after frames it could not take anyway.
+            _discard_all(member.queue)
+            self._remove(ws)  # out of every room; queues the writer's stop marker
         logger.info("WebSocket %s: send queue full (%d frames), disconnecting",
-                    member.ws.path, self.queue_size)
-        self.leave_all(member.ws)
-        # Closing writes a frame: leave it to a task of its own so the
-        # broadcast never waits on this member's socket.
-        spawn(member.ws.socket, _close_quietly, member.ws, name="pyws-hub-close")
+                    ws.path, self.queue_size)
+        spawn(ws.socket, _disconnect_slow, ws, name="pyws-hub-close")
 
     def _writer(self, member: _Member) -> None:
         """Drain one member's queue into its socket, frame by frame."""
@@ -228,7 +271,7 @@ class Hub:
             try:
                 ws.send_encoded(frame)
             except (ConnectionClosed, OSError):
-                self.leave_all(ws)
+                self._remove(ws)
                 return
 
     def close(self) -> None:
@@ -237,10 +280,14 @@ class Hub:
             self._bus.close()
         with self._lock:
             for member in list(self._members.values()):
-                for room in member.rooms:
-                    self._forget_in_room(member.ws, room)
-                member.rooms.clear()
-                self._retire(member)
+                self._remove(member.ws)
+
+
+def _encode(message: Union[str, bytes]) -> Tuple[int, bytes]:
+    """(opcode, payload) of a message: str is text, bytes-like binary."""
+    if isinstance(message, str):
+        return _core.TEXT, message.encode("utf-8")
+    return _core.BINARY, bytes(message)
 
 
 def _close_quietly(ws: WebSocket) -> None:
@@ -248,6 +295,35 @@ def _close_quietly(ws: WebSocket) -> None:
         ws.close(1008, "send queue overflow")
     except (ConnectionClosed, OSError, ValueError):
         pass
+
+
+def _disconnect_slow(ws: WebSocket) -> None:
+    """Close ``ws`` with 1008; if that is not over within its close_timeout,
+    shut the socket down.  A peer that stopped reading leaves the writer
+    blocked in a send while holding the WebSocket's lock, so ``close()``
+    alone would wait forever for its turn to write the close frame; the
+    shutdown fails that blocked send, and the connection is torn down."""
+    gone = new_event(ws.socket)
+    ws.add_close_callback(lambda _ws: gone.set())
+    spawn(ws.socket, _close_quietly, ws, name="pyws-hub-close")
+    timeout = ws.close_timeout if ws.close_timeout is not None else DEFAULT_CLOSE_TIMEOUT
+    if gone.wait(timeout):
+        return
+    logger.info("WebSocket %s: not closed within %gs, dropping the connection",
+                ws.path, timeout)
+    try:
+        ws.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _discard_all(queue: Any) -> None:
+    """Empty ``queue`` without waiting."""
+    while True:
+        try:
+            queue.get_nowait()
+        except Exception:  # queue.Empty / gevent.queue.Empty
+            return
 
 
 def _put_nowait(queue: Any, item: Optional[bytes]) -> bool:

@@ -96,6 +96,7 @@ class WebSocket:
         "_ping_payload", "_wakeup", "_close_callbacks",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
+        "__weakref__",  # so that applications can keep WeakSets of sockets
     )
 
     def __init__(self, sock: socket.socket, protocol: _core.Protocol, *,
@@ -307,10 +308,12 @@ class WebSocket:
     def add_close_callback(self, callback: Callable[[WebSocket], None]) -> None:
         """Call ``callback(ws)`` once, when the connection is gone (at once if
         it is already).  Rooms use it to forget closed members."""
-        if self._dead:
+        self._close_callbacks.append(callback)
+        # _teardown may have taken the list just before the append: then the
+        # callback is still in the (new) list, and it is ours to call.
+        if self._dead and callback in self._close_callbacks:
+            self._close_callbacks.remove(callback)
             callback(self)
-        else:
-            self._close_callbacks.append(callback)
 
     # -- sending -------------------------------------------------------------
 

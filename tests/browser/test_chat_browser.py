@@ -1,0 +1,183 @@
+"""The chat page (examples/chat) and the seed's echo page in headless Chromium.
+
+Each test starts the app in a subprocess and drives real pages: typing,
+clicking, and reading what the page shows.  Screenshots go to the test's
+tmp_path (their paths are printed; see them with ``pytest -s``).
+"""
+from __future__ import annotations
+
+from typing import List
+
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.chat_support import start_chat
+from tests.conftest import free_port
+
+WAIT = 10  # seconds, for anything the page should show
+XSS = "<script>alert(1)</script><b>x</b>"
+
+
+def wait_for(driver, condition, what: str, timeout: float = WAIT):
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(
+        lambda d: condition(d), message=f"timed out after {timeout}s waiting for {what}")
+
+
+def status(driver) -> str:
+    return driver.find_element(By.ID, "status").get_attribute("data-state")
+
+
+def online(driver) -> List[str]:
+    """The nicknames in the online list (without the " (you)" mark)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#online li'))"
+        ".map(function (li) { return li.firstChild.textContent; });")
+
+
+def notices(driver) -> List[str]:
+    return [e.get_property("textContent")
+            for e in driver.find_elements(By.CSS_SELECTOR, "#log .notice .text")]
+
+
+def messages(driver) -> List[tuple]:
+    """(nick, text) of each message in the log."""
+    return [tuple(m) for m in driver.execute_script(
+        "return Array.from(document.querySelectorAll('#log .msg')).map(function (li) {"
+        "  return [li.dataset.nick, li.querySelector('.text').textContent]; });")]
+
+
+def open_chat(driver, server) -> None:
+    driver.get(server.http_url("/"))
+    wait_for(driver, lambda d: status(d) == "online", "the page to connect")
+
+
+def join(driver, nick: str, room: str) -> None:
+    for field, value in (("nick", nick), ("room", room)):
+        box = driver.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    driver.find_element(By.ID, "join").click()
+
+
+def join_and_wait(driver, nick: str, room: str) -> None:
+    join(driver, nick, room)
+    wait_for(driver, lambda d: d.find_element(By.ID, "chat-view").is_displayed()
+             and nick in online(d), f"{nick} to be in {room}")
+
+
+def say(driver, text: str) -> None:
+    box = driver.find_element(By.ID, "text")
+    box.send_keys(text)
+    driver.find_element(By.ID, "send").click()
+    wait_for(driver, lambda d: d.find_element(By.ID, "text").get_property("value") == "",
+             "the composer to clear after sending")
+
+
+def js_errors(driver) -> List[str]:
+    """SEVERE entries of the browser console but the ones about the
+    WebSocket connection failing (expected while a server restarts)."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "WebSocket connection" not in entry["message"]]
+
+
+def screenshot(driver, tmp_path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"screenshot {path} failed"
+    print(f"screenshot: {path}")
+
+
+def test_two_users_chat_in_a_room(new_page, chat_server, tmp_path):
+    room = "browser-room"
+    alice, bob = new_page(), new_page()
+    open_chat(alice, chat_server)
+    open_chat(bob, chat_server)
+    join_and_wait(alice, "alice", room)
+
+    # A nickname in use in the room is refused, with its own message.
+    join(bob, "alice", room)
+    error = bob.find_element(By.ID, "join-error")
+    wait_for(bob, lambda d: error.is_displayed() and "already in use" in error.text,
+             "the nickname-in-use error")
+    assert not bob.find_element(By.ID, "chat-view").is_displayed()
+
+    join_and_wait(bob, "bob", room)
+    for page in (alice, bob):
+        wait_for(page, lambda d: online(d) == ["alice", "bob"], "both users in the online list")
+    wait_for(alice, lambda d: "bob joined" in notices(d), "alice to see bob join")
+
+    say(alice, "hello bob")
+    wait_for(bob, lambda d: ("alice", "hello bob") in messages(d), "bob to get alice's message")
+    wait_for(alice, lambda d: ("alice", "hello bob") in messages(d), "alice to see her message")
+
+    # Markup from a user is shown as text: no element, no script.
+    say(bob, XSS)
+    for page in (alice, bob):
+        wait_for(page, lambda d: ("bob", XSS) in messages(d), "the markup message as text")
+        texts = page.find_elements(By.CSS_SELECTOR, "#log .msg[data-nick='bob'] .text")
+        assert [t.text for t in texts] == [XSS]
+        assert page.find_elements(By.CSS_SELECTOR, "#log b, #log script") == []
+        try:
+            page.switch_to.alert
+        except NoAlertPresentException:
+            pass
+        else:
+            raise AssertionError("a user's <script> ran")
+
+    screenshot(alice, tmp_path, "alice")
+    screenshot(bob, tmp_path, "bob")
+    for page in (alice, bob):
+        assert js_errors(page) == []
+
+    # Closing alice's browser: bob sees her leave, and the list shrinks.
+    alice.quit()
+    wait_for(bob, lambda d: "alice left" in notices(d), "the leave notice")
+    wait_for(bob, lambda d: online(d) == ["bob"], "alice to leave the online list")
+    screenshot(bob, tmp_path, "bob-after-alice-left")
+
+
+def test_page_reconnects_and_rejoins_after_server_restart(new_page, tmp_path):
+    port = free_port()
+    server = start_chat(tmp_path, port=port)
+    page = new_page()
+    try:
+        open_chat(page, server)
+        join_and_wait(page, "carol", "restart-room")
+        say(page, "before the restart")
+        wait_for(page, lambda d: ("carol", "before the restart") in messages(d), "the message")
+
+        server.stop()  # SIGTERM: the app closes its WebSockets with 1001, then exits
+        assert server.proc.returncode == 0, server.log()[-3000:]
+        wait_for(page, lambda d: status(d) in ("reconnecting", "connecting"),
+                 "the page to notice the server is gone")
+        assert page.find_element(By.ID, "status").get_attribute("data-last-close") == "1001"
+        screenshot(page, tmp_path, "carol-reconnecting")
+
+        server = start_chat(tmp_path, port=port)
+        # Backoff delays are 0.25 s, 0.5 s, 1 s... (+-20 %): well within 15 s.
+        wait_for(page, lambda d: status(d) == "online" and "Reconnected to #restart-room"
+                 in notices(d), "the page to reconnect and rejoin", timeout=15)
+        wait_for(page, lambda d: online(d) == ["carol"], "carol back in the online list")
+        say(page, "after the restart")
+        wait_for(page, lambda d: ("carol", "after the restart") in messages(d),
+                 "a message through the new server")
+        assert js_errors(page) == []
+    finally:
+        server.stop()
+
+
+def test_seed_echo_page_works_against_the_chat_app(new_page, chat_server, tmp_path):
+    page = new_page()
+    page.get(chat_server.http_url("/echo.html"))
+    send = page.find_element(By.ID, "send")
+    wait_for(page, lambda d: send.is_enabled(), "the echo page to connect")
+    status_text = page.find_element(By.ID, "status").text
+    assert status_text.endswith(f"127.0.0.1:{chat_server.port}/echo"), status_text
+    box = page.find_element(By.ID, "msg")
+    box.send_keys("hello echo", Keys.ENTER)
+    wait_for(page, lambda d: "\u2190 hello echo" in
+             [e.text for e in d.find_elements(By.CSS_SELECTOR, "#log .received")],
+             "the echo")
+    screenshot(page, tmp_path, "echo")
+    assert js_errors(page) == []

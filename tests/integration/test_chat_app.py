@@ -1,0 +1,329 @@
+"""examples/chat/app.py: the chat protocol over /ws (no browser), the echo
+endpoint it keeps, its pages, and its shutdown.  One process, in-memory rooms;
+each test uses rooms of its own.  (Several processes through Redis:
+test_chat_redis.py.)"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Dict, List, Optional
+
+import pytest
+import websocket
+
+from tests.chat_support import start_chat
+
+WAIT = 10  # seconds: every receive times out after this
+
+
+class ChatClient:
+    """A websocket-client connection speaking the chat's JSON."""
+
+    def __init__(self, server, path: str = "/ws") -> None:
+        self.ws = websocket.create_connection(server.url(path), timeout=WAIT)
+        self.seen: List[Dict[str, Any]] = []
+
+    def send(self, **message: Any) -> None:
+        self.ws.send(json.dumps(message))
+
+    def send_raw(self, data) -> None:
+        if isinstance(data, bytes):
+            self.ws.send_binary(data)
+        else:
+            self.ws.send(data)
+
+    def recv(self) -> Dict[str, Any]:
+        """The next message (fails after WAIT seconds)."""
+        try:
+            raw = self.ws.recv()
+        except websocket.WebSocketTimeoutException:
+            pytest.fail(f"nothing received within {WAIT}s; before: {self.seen[-5:]}")
+        assert isinstance(raw, str), f"expected text, got {raw!r}"
+        message = json.loads(raw)
+        self.seen.append(message)
+        return message
+
+    def expect(self, type: str, limit: int = 20, **fields: Any) -> Dict[str, Any]:
+        """Read until a message of ``type`` with ``fields`` comes."""
+        for _ in range(limit):
+            message = self.recv()
+            if message.get("type") == type and all(message.get(k) == v
+                                                   for k, v in fields.items()):
+                return message
+        pytest.fail(f"no {type} {fields} among {self.seen[-limit:]}")
+
+    def join(self, room: str, nick: str, session: Optional[str] = None) -> Dict[str, Any]:
+        message: Dict[str, Any] = {"type": "join", "room": room, "nick": nick}
+        if session is not None:
+            message["session"] = session
+        self.send(**message)
+        return self.expect("joined", room=room)
+
+    def error(self) -> str:
+        """The reason of the next error (room traffic before it is skipped)."""
+        message = self.expect("error")
+        assert isinstance(message.get("detail"), str) and message["detail"]
+        return message["reason"]
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=2)
+        except Exception:
+            pass
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory):
+    server = start_chat(tmp_path_factory.mktemp("chat"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def connect(chat):
+    clients: List[ChatClient] = []
+
+    def make(path: str = "/ws") -> ChatClient:
+        client = ChatClient(chat, path)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_join_presence_and_messages_go_to_the_room_only(connect):
+    alice, bob, carol = connect(), connect(), connect()
+    joined = alice.join("fanout", "alice")
+    assert joined["room"] == "fanout" and joined["nick"] == "alice"
+    assert joined["nicks"] == ["alice"] and isinstance(joined["version"], int)
+    alice.expect("presence", room="fanout", nicks=["alice"])
+
+    bob_joined = bob.join("fanout", "bob")
+    assert bob_joined["nicks"] == ["alice", "bob"]
+    assert bob_joined["version"] > joined["version"]
+    join_notice = alice.expect("join", room="fanout")
+    assert join_notice["nick"] == "bob" and isinstance(join_notice["ts"], int)
+    presence = alice.expect("presence", room="fanout")
+    assert presence["nicks"] == ["alice", "bob"]
+    assert presence["version"] == bob_joined["version"]
+    bob.expect("presence", room="fanout", nicks=["alice", "bob"])
+
+    carol.join("elsewhere", "carol")
+    carol.expect("presence", room="elsewhere", nicks=["carol"])
+
+    alice.send(type="message", text="hi bob \u00e9\u20ac\U0001F600")
+    for client in (alice, bob):  # the sender gets its own message too
+        message = client.expect("message")
+        assert message["room"] == "fanout" and message["nick"] == "alice"
+        assert message["text"] == "hi bob \u00e9\u20ac\U0001F600"
+        assert isinstance(message["ts"], int)
+
+    # Carol, in another room, got nothing of it: the next thing she receives
+    # is her own message, sent after alice's had reached bob.
+    carol.send(type="message", text="only here")
+    message = carol.recv()
+    assert (message["type"], message["nick"], message["text"]) == ("message", "carol", "only here")
+
+
+def test_leave_and_disconnect_update_presence(connect):
+    alice, bob, carol = connect(), connect(), connect()
+    alice.join("leaving", "alice")
+    bob.join("leaving", "bob")
+    carol.join("leaving", "carol")
+    alice.expect("presence", nicks=["alice", "bob", "carol"])
+
+    bob.send(type="leave")
+    leave = alice.expect("leave", room="leaving")
+    assert leave["nick"] == "bob" and leave["reason"] == "left"
+    alice.expect("presence", nicks=["alice", "carol"])
+    # After leaving, bob may send nothing to the room...
+    bob.send(type="message", text="ghost")
+    assert bob.error() == "not_joined"
+    # ...and can join another room on the same connection.
+    bob.join("leaving-2", "bob")
+
+    carol.close()  # a connection that ends leaves its room
+    leave = alice.expect("leave", room="leaving")
+    assert leave["nick"] == "carol"
+    alice.expect("presence", nicks=["alice"])
+
+
+def test_joining_another_room_leaves_the_first(connect):
+    alice, bob = connect(), connect()
+    alice.join("switch-a", "alice")
+    bob.join("switch-a", "bob")
+    alice.expect("presence", nicks=["alice", "bob"])
+    bob.join("switch-b", "bob")
+    alice.expect("leave", nick="bob")
+    alice.expect("presence", nicks=["alice"])
+    bob.expect("presence", room="switch-b", nicks=["bob"])
+    alice.send(type="message", text="to a only")
+    alice.expect("message", text="to a only")
+    bob.send(type="message", text="to b only")
+    assert bob.expect("message")["text"] == "to b only"  # alice's never came
+
+
+def test_nickname_in_use_in_the_room_is_refused(connect):
+    alice, other, third = connect(), connect(), connect()
+    alice.join("nicks", "alice")
+    other.send(type="join", room="nicks", nick="alice")
+    assert other.error() == "nick_taken"
+    # The refused connection is in no room.
+    other.send(type="message", text="x")
+    assert other.error() == "not_joined"
+    # Nicknames are per room; and exact ("Alice" is another one).
+    other.join("nicks-elsewhere", "alice")
+    third.join("nicks", "Alice")
+    # Once alice is gone, her nickname is free.
+    alice.close()
+    third.expect("presence", nicks=["Alice"])
+    fourth = connect()
+    assert fourth.join("nicks", "alice")["nicks"] == ["Alice", "alice"]
+
+
+def test_same_session_takes_its_nickname_back(connect):
+    """A page that reconnects (same session id) gets its nickname back from
+    its previous connection, which is closed with 4001; nobody else sees a
+    leave or a join."""
+    watcher, old = connect(), connect()
+    watcher.join("takeover", "watcher")
+    old.join("takeover", "dana", session="page-1")
+    presence = watcher.expect("presence", nicks=["dana", "watcher"])
+
+    thief = connect()
+    thief.send(type="join", room="takeover", nick="dana", session="page-2")
+    assert thief.error() == "nick_taken"
+
+    new = connect()
+    joined = new.join("takeover", "dana", session="page-1")
+    assert joined["nicks"] == ["dana", "watcher"]
+    assert joined["version"] >= presence["version"]
+    while True:  # whatever was queued for the old connection, then its close
+        opcode, data = old.ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+    assert int.from_bytes(data[:2], "big") == 4001
+
+    new.send(type="message", text="still me")
+    message = watcher.expect("message")
+    assert (message["nick"], message["text"]) == ("dana", "still me")
+    # One join of dana (the first connection's), no leave: the old
+    # connection's end released nothing.
+    assert [m["type"] for m in watcher.seen
+            if m["type"] in ("join", "leave") and m["nick"] == "dana"] == ["join"]
+    new.close()
+    watcher.expect("leave", nick="dana")
+    watcher.expect("presence", nicks=["watcher"])
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("not json", "invalid_json"),
+    ("{\"type\": \"join\"", "invalid_json"),
+    ("[" * 2000 + "]" * 2000, "invalid_json"),  # nested too deep for json
+    ("[1, 2]", "invalid_message"),
+    ("\"join\"", "invalid_message"),
+    ("{}", "invalid_message"),
+    ("{\"type\": 7}", "invalid_message"),
+    ("{\"type\": \"dance\"}", "unknown_type"),
+    (json.dumps({"type": "message", "text": "x" * 5000}), "too_large"),
+    ("x" * 70000, None),  # over the WebSocket limit: closed with 1009
+    (b"\x00\x01binary", "binary_not_supported"),
+    (json.dumps({"type": "message", "text": "before joining"}), "not_joined"),
+    (json.dumps({"type": "join", "room": "r", "nick": ""}), "invalid_nick"),
+    (json.dumps({"type": "join", "room": "r", "nick": "   "}), "invalid_nick"),
+    (json.dumps({"type": "join", "room": "r", "nick": "n" * 25}), "invalid_nick"),
+    (json.dumps({"type": "join", "room": "r", "nick": "a\u0000b"}), "invalid_nick"),
+    (json.dumps({"type": "join", "room": "r", "nick": "zero\u200bwidth"}), "invalid_nick"),
+    (json.dumps({"type": "join", "room": "r", "nick": ["x"]}), "invalid_nick"),
+    (json.dumps({"type": "join", "room": "r"}), "invalid_nick"),
+    (json.dumps({"type": "join", "nick": "n"}), "invalid_room"),
+    (json.dumps({"type": "join", "room": "", "nick": "n"}), "invalid_room"),
+    (json.dumps({"type": "join", "room": "r" * 33, "nick": "n"}), "invalid_room"),
+    (json.dumps({"type": "join", "room": "a room", "nick": "n"}), "invalid_room"),
+    (json.dumps({"type": "join", "room": "-r", "nick": "n"}), "invalid_room"),
+    (json.dumps({"type": "join", "room": "r", "nick": "n", "session": "a b"}),
+     "invalid_message"),
+], ids=lambda value: value if isinstance(value, str) and len(value) < 30 else None)
+def test_bad_input_gets_an_error_and_the_connection_goes_on(connect, raw, reason):
+    """Each bad message gets its error; the connection stays usable."""
+    client = connect()
+    client.send_raw(raw)
+    if reason is None:
+        opcode, data = client.ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1009
+        return
+    assert client.error() == reason
+    # Still connected and usable.
+    client.join("after-errors", f"n{abs(hash(raw)) % 10**8}")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "invalid_text"),
+    ("   \n ", "invalid_text"),
+    (None, "invalid_text"),
+    (42, "invalid_text"),
+    ("y" * 1001, "text_too_long"),
+])
+def test_bad_message_text_is_refused(connect, text, reason):
+    sender, reader = connect(), connect()
+    reader.join("texts", "reader")
+    sender.join("texts", f"sender{abs(hash(repr(text))) % 10**8}")
+    sender.expect("presence")
+    message: Dict[str, Any] = {"type": "message"}
+    if text is not None:
+        message["text"] = text
+    sender.send(**message)
+    assert sender.error() == reason
+    sender.send(type="message", text="y" * 1000)  # the longest that is accepted
+    assert reader.expect("message")["text"] == "y" * 1000
+
+
+def test_echo_endpoint_and_pages(chat, connect):
+    echo = connect("/echo")
+    echo.ws.send("hello echo")
+    assert echo.ws.recv() == "hello echo"
+    echo.ws.send_binary(bytes(range(256)))
+    assert echo.ws.recv() == bytes(range(256))
+
+    with urllib.request.urlopen(chat.http_url("/echo.html"), timeout=WAIT) as resp:
+        page = resp.read().decode("utf-8")
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert 'location.host + "/echo"' in page and '"/ws"' not in page
+
+    with urllib.request.urlopen(chat.http_url("/"), timeout=WAIT) as resp:
+        page = resp.read().decode("utf-8")
+        csp = resp.headers["Content-Security-Policy"]
+    assert '<script src="/static/chat.js"' in page
+    assert "default-src 'self'" in csp and "script-src" not in csp  # no inline script
+    for asset in ("/static/chat.js", "/static/chat.css"):
+        with urllib.request.urlopen(chat.http_url(asset), timeout=WAIT) as resp:
+            assert resp.status == 200
+
+    for path in ("/ws", "/echo"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(chat.http_url(path), timeout=WAIT)
+        assert info.value.code == 400
+
+
+def test_sigterm_closes_websockets_with_1001_and_exits_0(tmp_path):
+    server = start_chat(tmp_path)
+    try:
+        alice, bob = ChatClient(server), ChatClient(server, "/echo")
+        alice.join("shutdown", "alice")
+        bob.ws.send("x")
+        assert bob.ws.recv() == "x"
+        server.proc.terminate()
+        for client in (alice, bob):
+            while True:
+                opcode, data = client.ws.recv_data(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+            assert int.from_bytes(data[:2], "big") == 1001
+            client.ws.send_close()  # complete the closing handshake
+        assert server.proc.wait(10) == 0
+    finally:
+        server.stop()
