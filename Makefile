@@ -12,6 +12,8 @@
 #                   (FUZZ_SECONDS per target, default 60)
 #   make sanitize   the test suite against an ASan+UBSan build of the engine
 #   make memcheck   valgrind on an echo session (C engine alone, then Python)
+#   make bench      the benchmark suite against the peers (a few minutes;
+#                   bench-quick: a smoke run); results in bench/results/
 #
 # "install" asks apt only for what is missing (as root, or through sudo).
 
@@ -33,7 +35,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
 .NOTPARALLEL:
-.PHONY: install apt-deps apt-install check-deps test-deps build test demo clean fuzz sanitize memcheck
+.PHONY: install apt-deps apt-install check-deps test-deps build test demo clean fuzz sanitize memcheck bench-deps bench bench-quick
 
 install: apt-deps
 	$(PIP) install -e '.[test]'
@@ -101,7 +103,16 @@ memcheck: check-deps build build/memcheck/echo_session
 		--error-exitcode=9 build/memcheck/echo_session
 	tests/memcheck/run_python_session.sh $(PYTHON)
 
+bench-deps: install
+	$(PIP) install -e '.[bench]'
+
+bench: bench-deps build
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+bench-quick: bench-deps build
+	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)
+
 clean:
-	rm -rf build/ dist/ *.egg-info .pytest_cache
+	rm -rf build/ dist/ *.egg-info .pytest_cache bench/build bench/results
 	rm -f pyws/*.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,38 @@
+"""What every benchmark server shares: its command line and its file limit.
+
+Each server in this folder is a plain program: ``python3 NAME.py --port P``
+serves WebSocket echo (or a broadcast room) on 127.0.0.1:P until killed.
+The suite (``bench/run.py``) starts and stops them; they can also be run by
+hand and driven with ``bench/build/loadgen``.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+
+#: Large enough for the 1 MiB scenario, with room to spare.
+DEFAULT_MAX_SIZE = 16 << 20
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
+                        help="largest message accepted, in bytes (default: %(default)s)")
+    args = parser.parse_args()
+    raise_nofile()
+    return args
+
+
+def raise_nofile() -> int:
+    """Soft open-file limit up to the hard one: the idle scenario holds
+    thousands of sockets, more than the usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
