@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from tests.conftest import ROOT, ServerProcess, _running, free_port, subprocess_env
+from tests.conftest import ROOT, ServerProcess, _running, free_port, subprocess_env, terminate
 
 CHAT_APP = ROOT / "examples" / "chat" / "app.py"
 _SERVING = re.compile(rb"serving on http://127\.0\.0\.1:(\d+)")
@@ -110,10 +110,4 @@ class RedisServer:
             time.sleep(0.05)  # polling a port that is not open yet; not a synchronisation
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)

@@ -38,6 +38,17 @@ def subprocess_env() -> dict:
     return env
 
 
+def terminate(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM ``proc``; SIGKILL it if it is still there after ``grace`` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class ServerProcess:
     """A server subprocess whose stderr goes to a log file."""
 
@@ -133,13 +144,7 @@ class ServerProcess:
             _running.remove(self)
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         if self.proc.stdout is not None and not self.proc.stdout.closed:
             self.proc.stdout.close()
         if not self.log_file.closed:

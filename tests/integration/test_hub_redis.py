@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import pytest
 
-from tests.conftest import ROOT, free_port, subprocess_env
+from tests.conftest import ROOT, free_port, subprocess_env, terminate
 from tests.integration.hub_clients import (RoomClient, drop_all, exchange, probe,
                                            start_hub_server)
 
@@ -78,13 +78,7 @@ class RedisServer:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, grace=10)
         if self._copier is not None:
             self._copier.join(5)
         if self.proc.stdout is not None:
