@@ -3,8 +3,9 @@
  *
  * wslay's frame layer (wslay_frame_recv) parses frame headers, rejects
  * malformed ones (fragmented or over-long control frames, non-minimal
- * lengths) and unmasks payloads, handing back one chunk of one frame per
- * call.  This file is the message layer above it: it checks what RFC 6455
+ * lengths) and hands back one chunk of one frame per call; the reader in
+ * pyws_frame.c feeds it, checking the masking direction and unmasking
+ * payloads eight bytes at a time on the way.  This file is the message layer above it: it checks what RFC 6455
  * asks of each frame (masking direction, reserved bits and opcodes,
  * continuation order), assembles fragmented messages, validates text as
  * it arrives (a message fails at its first invalid byte, not at its end),
@@ -82,6 +83,7 @@ int pyws_conn_new(pyws_conn **pconn, const pyws_conn_options *opts) {
   c->server = opts ? opts->server : 1;
   c->max_message_size = opts ? opts->max_message_size : PYWS_DEFAULT_MAX_MESSAGE_SIZE;
   c->io.out = &c->out;
+  c->io.reader.expect_masked = c->server;
   c->reading = 1;
   if ((rv = pyws_frame_context_new(&c->frame, &c->io)) != 0) {
     free(c);
@@ -215,12 +217,7 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
   if (f->rsv != 0) {
     return fail(c, 1002, "reserved bits set but no extension was negotiated");
   }
-  if (c->server && !f->mask) {
-    return fail(c, 1002, "client frame is not masked");
-  }
-  if (!c->server && f->mask) {
-    return fail(c, 1002, "server frame is masked");
-  }
+  /* The masking direction was checked by the reader (pyws_frame.h). */
   switch (f->opcode) {
   case WSLAY_CONTINUATION_FRAME:
     if (c->msg_opcode == 0) {
@@ -388,6 +385,12 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
     memset(&iocb, 0, sizeof(iocb));
     r = wslay_frame_recv(c->frame, &iocb);
     if (r == WSLAY_ERR_WANT_READ) {
+      /* Everything before a frame with the wrong masking was processed;
+       * that frame and what follows never reached wslay. */
+      if (c->io.reader.wrong_mask) {
+        rv = fail(c, 1002, c->server ? "client frame is not masked" : "server frame is masked");
+        break;
+      }
       /* A header that came without payload is checked now, not when its
        * payload starts to arrive. */
       if (!c->in_frame && pyws_frame_pending_header(&c->io, &iocb)) {

@@ -3,7 +3,9 @@
  *
  * The send callback never refuses: pyws_frame_send reserves room for the
  * whole frame first, so wslay_frame_send always completes in one call and
- * its internal state never stays half-way through a frame.
+ * its internal state never stays half-way through a frame.  The recv
+ * callback is the reader described in pyws_frame.h: wslay gets headers
+ * without masks and payloads already unmasked.
  */
 #include "pyws_frame.h"
 
@@ -22,76 +24,111 @@ static ssize_t on_send(const uint8_t *data, size_t len, int flags, void *user) {
   return (ssize_t)len;
 }
 
-/* Follow frame boundaries through `len` more bytes of the input stream. */
-static void track(pyws_frame_tracker *t, const uint8_t *p, size_t len) {
-  while (len > 0) {
-    if (t->in_payload) {
-      uint64_t take = t->payload_left < len ? t->payload_left : len;
-      t->payload_left -= take;
-      p += take;
-      len -= (size_t)take;
-      if (t->payload_left == 0) {
-        t->in_payload = 0;
-        t->have = 0;
-        t->need = 2;
+/* dst = src XOR the masking key, starting `offset` bytes into the key
+ * cycle; eight bytes per step (the key pattern repeats every 4). */
+static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n,
+                        const uint8_t key[4], uint64_t offset) {
+  uint8_t pattern[8];
+  uint64_t k;
+  size_t i;
+  for (i = 0; i < 8; i++) pattern[i] = key[(offset + i) & 3];
+  memcpy(&k, pattern, 8);
+  for (i = 0; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, src + i, 8);
+    w ^= k;
+    memcpy(dst + i, &w, 8);
+  }
+  for (; i < n; i++) dst[i] = src[i] ^ pattern[i & 7];
+}
+
+/* A header is complete: check its masking, then prepare what wslay gets. */
+static void header_done(pyws_frame_reader *r) {
+  uint8_t len7 = r->header[1] & 0x7f;
+  size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+  uint64_t n = len7;
+  size_t i;
+  r->masked = (r->header[1] & 0x80) != 0;
+  if (r->masked != r->expect_masked) {
+    r->wrong_mask = 1;
+    return;
+  }
+  if (ext) {
+    n = 0;
+    for (i = 0; i < ext; i++) n = n << 8 | r->header[2 + i];
+  }
+  if (r->masked) memcpy(r->key, r->header + 2 + ext, 4);
+  r->out[0] = r->header[0];
+  r->out[1] = len7; /* mask bit cleared */
+  memcpy(r->out + 2, r->header + 2, ext);
+  r->out_len = 2 + ext;
+  r->out_pos = 0;
+  r->payload_length = r->payload_left = n;
+  r->offset = 0;
+  r->in_payload = n > 0;
+  r->have = 0;
+  r->need = 2;
+}
+
+/* Fill wslay's buffer (`buf`, `len`) from the caller's input: headers
+ * rewritten, payloads unmasked.  Returns the bytes written. */
+static size_t read_frames(pyws_frame_io *io, uint8_t *buf, size_t len) {
+  pyws_frame_reader *r = &io->reader;
+  size_t n = 0;
+  while (n < len && !r->wrong_mask) {
+    if (r->out_pos < r->out_len) {
+      size_t take = r->out_len - r->out_pos < len - n ? r->out_len - r->out_pos : len - n;
+      memcpy(buf + n, r->out + r->out_pos, take);
+      r->out_pos += take;
+      n += take;
+    } else if (io->in_len == 0) {
+      break;
+    } else if (r->in_payload) {
+      size_t take = len - n < io->in_len ? len - n : io->in_len;
+      if (take > r->payload_left) take = (size_t)r->payload_left;
+      if (r->masked) {
+        unmask_copy(buf + n, io->in, take, r->key, r->offset);
+      } else {
+        memcpy(buf + n, io->in, take);
       }
-      continue;
-    }
-    if (t->need == 0) t->need = 2;
-    t->header[t->have++] = *p++;
-    len--;
-    if (t->have == 2) {
-      uint8_t len7 = t->header[1] & 0x7f;
-      t->need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) +
-                ((t->header[1] & 0x80) ? 4 : 0);
-    }
-    if (t->have == t->need) {
-      uint8_t len7 = t->header[1] & 0x7f;
-      uint64_t n = len7;
-      size_t i;
-      if (len7 >= 126) {
-        size_t bytes = len7 == 126 ? 2 : 8;
-        n = 0;
-        for (i = 0; i < bytes; i++) n = n << 8 | t->header[2 + i];
+      io->in += take;
+      io->in_len -= take;
+      n += take;
+      r->offset += take;
+      r->payload_left -= take;
+      if (r->payload_left == 0) r->in_payload = 0;
+    } else {
+      if (r->need == 0) r->need = 2;
+      r->header[r->have++] = *io->in++;
+      io->in_len--;
+      if (r->have == 2) {
+        uint8_t len7 = r->header[1] & 0x7f;
+        r->need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((r->header[1] & 0x80) ? 4 : 0);
       }
-      t->payload_length = n;
-      t->payload_left = n;
-      t->in_payload = 1;
-      if (n == 0) {
-        t->in_payload = 0;
-        t->have = 0;
-        t->need = 2;
-      }
+      if (r->have == r->need) header_done(r);
     }
   }
+  return n;
 }
 
 int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb) {
-  const pyws_frame_tracker *t = &io->tracker;
-  if (!t->in_payload || t->payload_left != t->payload_length) {
+  const pyws_frame_reader *r = &io->reader;
+  if (!r->in_payload || r->payload_left != r->payload_length || r->out_pos < r->out_len) {
     return 0;
   }
   memset(iocb, 0, sizeof(*iocb));
-  iocb->fin = (t->header[0] >> 7) & 1;
-  iocb->rsv = (t->header[0] >> 4) & 7;
-  iocb->opcode = t->header[0] & 0xf;
-  iocb->mask = (t->header[1] >> 7) & 1;
-  iocb->payload_length = t->payload_length;
+  iocb->fin = (r->out[0] >> 7) & 1;
+  iocb->rsv = (r->out[0] >> 4) & 7;
+  iocb->opcode = r->out[0] & 0xf;
+  iocb->mask = (uint8_t)r->masked;
+  iocb->payload_length = r->payload_length;
   return 1;
 }
 
 static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
-  pyws_frame_io *io = user;
-  size_t n = len < io->in_len ? len : io->in_len;
   (void)flags;
-  if (n == 0) {
-    return 0; /* makes wslay answer WSLAY_ERR_WANT_READ */
-  }
-  memcpy(buf, io->in, n);
-  track(&io->tracker, io->in, n);
-  io->in += n;
-  io->in_len -= n;
-  return (ssize_t)n;
+  /* 0 makes wslay answer WSLAY_ERR_WANT_READ. */
+  return (ssize_t)read_frames(user, buf, len);
 }
 
 static int on_genmask(uint8_t *buf, size_t len, void *user) {

@@ -21,20 +21,35 @@
 #define PYWS_FRAME_MAX_HEADER 14
 
 /*
- * wslay_frame_recv reports a frame only once a byte of its payload (or its
- * end) is there, so a header that arrives alone would go unchecked until
- * payload follows.  The tracker follows frame boundaries in the bytes handed
- * to wslay and keeps the last header it completed, so the engine can check
- * that header at once.
+ * The input side of the frame layer, between the caller's bytes and wslay.
+ *
+ * wslay unmasks payloads one byte at a time, which dominates the cost of
+ * large messages.  So the reader decodes each frame header itself, checks
+ * the masking direction, and hands wslay the header with the mask bit and
+ * key removed, followed by the payload unmasked eight bytes at a time.
+ * wslay still parses and validates every header (lengths, control frames)
+ * and frames the payload; it just never sees a mask.
+ *
+ * It also keeps the last header, because wslay reports a frame only once a
+ * byte of its payload is there: a header that arrives alone can be checked
+ * at once (pyws_frame_pending_header).
  */
-typedef struct pyws_frame_tracker {
+typedef struct pyws_frame_reader {
   uint8_t header[PYWS_FRAME_MAX_HEADER];
   size_t have;            /* header bytes collected */
   size_t need;            /* header length (2 until the second byte is seen) */
-  uint64_t payload_left;  /* payload bytes of the current frame not seen yet */
-  int in_payload;         /* the header is complete */
+  uint8_t out[PYWS_FRAME_MAX_HEADER - 4]; /* the header as wslay gets it */
+  size_t out_len, out_pos;
+  int in_payload;         /* the header is complete, payload bytes follow */
   uint64_t payload_length;
-} pyws_frame_tracker;
+  uint64_t payload_left;
+  uint8_t key[4];         /* masking key of the current frame */
+  int masked;
+  uint64_t offset;        /* payload bytes unmasked so far (key phase) */
+  int expect_masked;      /* server role: frames must be masked */
+  int wrong_mask;         /* a frame broke the masking rule; it and all that
+                             follows were withheld from wslay */
+} pyws_frame_reader;
 
 typedef struct pyws_frame_io {
   pyws_buf *out;       /* encoded frames are appended here */
@@ -42,12 +57,12 @@ typedef struct pyws_frame_io {
   size_t in_len;
   uint8_t pool[64];    /* random bytes for masking keys */
   size_t pool_left;
-  pyws_frame_tracker tracker;
+  pyws_frame_reader reader;
 } pyws_frame_io;
 
 /* If the bytes given to wslay end with a complete frame header and none of
- * its payload, describe that frame in `iocb` (fin, rsv, opcode, mask,
- * payload_length; no data) and return 1; else 0. */
+ * its payload, describe that frame in `iocb` (fin, rsv, opcode, mask as
+ * sent, payload_length; no data) and return 1; else 0. */
 int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb);
 
 /* Create a wslay frame context whose callbacks use `io` (which must outlive
