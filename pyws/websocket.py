@@ -42,6 +42,10 @@ _OPEN = _core.OPEN
 _CLOSED = _core.CLOSED
 # Reads the keepalive task may do in one go while nobody else reads.
 _POLL_READS = 16
+# At most this long and this much is read (and discarded) after failing a
+# connection, before closing it (see WebSocket._linger).
+_LINGER_TIME = 2.0
+_LINGER_BYTES = 16 << 20
 
 
 def check_non_negative(**options: Optional[float]) -> None:
@@ -76,6 +80,8 @@ class WebSocket:
     ``rfile.read1`` when ``rfile`` is given (a buffered reader over ``sock``
     that may already hold bytes), else with ``sock.recv``; ``pending`` holds
     bytes already read from the stream, fed to the engine before anything else.
+    With ``close_socket=False``, the socket is shut down but not closed when
+    the connection ends (its owner, an HTTP server, closes it).
 
     Safe to share between threads or greenlets: one lock serialises every
     engine call together with the write of its output, and one reader at a
@@ -93,7 +99,7 @@ class WebSocket:
     __slots__ = (
         "_sock", "_proto", "_lock", "_read_lock", "_read", "_pending",
         "_messages", "_failure", "_dead", "_used", "_last_rx", "_ping_sent",
-        "_ping_payload", "_wakeup", "_close_callbacks",
+        "_ping_payload", "_wakeup", "_close_callbacks", "_close_socket",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
         "__weakref__",  # so that applications can keep WeakSets of sockets
@@ -110,11 +116,17 @@ class WebSocket:
                  ping_interval: Optional[float] = None,
                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
                  idle_timeout: Optional[float] = None,
-                 pending: bytes = b"") -> None:
+                 pending: bytes = b"",
+                 close_socket: bool = True) -> None:
         check_non_negative(close_timeout=close_timeout, ping_interval=ping_interval,
                            ping_timeout=ping_timeout, idle_timeout=idle_timeout)
         self._sock = sock
         self._proto = protocol
+        # False when the socket belongs to an HTTP server that closes it
+        # itself (the upgrade on Werkzeug's or gunicorn's socket): it is then
+        # only shut down, so the server never writes to a descriptor number
+        # that was closed under it.
+        self._close_socket = close_socket
         self._lock: Lock = new_lock(sock)
         self._read_lock: Lock = new_lock(sock)
         self._read: Callable[[int], bytes] = sock.recv
@@ -270,7 +282,7 @@ class WebSocket:
             # PING: the engine already queued the pong, written above.
             # CLOSE: the engine queued the echo; the state says what to do.
         if error is not None or proto.state == _CLOSED:
-            self._teardown()
+            self._teardown(linger=error is None and self._failure is not None)
 
     def _eof(self) -> None:
         """The stream ended (or broke): close the engine, then the socket."""
@@ -280,13 +292,15 @@ class WebSocket:
                 proto.receive_eof()
         self._teardown()
 
-    def _teardown(self) -> None:
+    def _teardown(self, linger: bool = False) -> None:
         if self._dead:
             return
         self._dead = True
         if self._wakeup is not None:
             self._wakeup.set()
         sock = self._sock
+        if linger:
+            self._linger()
         # shutdown() wakes any reader blocked on this socket (another thread
         # or greenlet) and sends FIN even while a buffered rfile keeps the
         # descriptor open.
@@ -294,16 +308,43 @@ class WebSocket:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        try:
-            sock.close()
-        except OSError:
-            pass
+        if self._close_socket:
+            try:
+                sock.close()
+            except OSError:
+                pass
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
                 callback(self)
             except Exception:
                 logger.exception("WebSocket %s: close callback failed", self.path)
+
+    def _linger(self) -> None:
+        """After failing the connection, while the peer may still be sending
+        (the rest of an oversized message, say): send FIN behind our close
+        frame and read what still comes, for a bounded time.  Closing with
+        unread data would reset the connection, and the reset can destroy
+        the close frame before the peer reads it, hiding the close code."""
+        sock = self._sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + min(self.close_timeout or _LINGER_TIME, _LINGER_TIME)
+        drained = 0
+        while drained < _LINGER_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                sock.settimeout(remaining)
+                data = sock.recv(_READ_SIZE)
+            except OSError:
+                return
+            if not data:
+                return
+            drained += len(data)
 
     def add_close_callback(self, callback: Callable[[WebSocket], None]) -> None:
         """Call ``callback(ws)`` once, when the connection is gone (at once if
