@@ -261,7 +261,7 @@ class WebSocket:
             out = proto.data_to_send()
             if out:
                 try:
-                    self._sock.sendall(out)
+                    _send_all(self._sock, out)
                 except OSError as exc:
                     error = exc
                     if proto.state != _CLOSED:
@@ -408,7 +408,7 @@ class WebSocket:
                 queue(data)
                 out = proto.data_to_send()
             try:
-                self._sock.sendall(out)
+                _send_all(self._sock, out)
                 return
             except OSError as exc:
                 error = exc
@@ -587,3 +587,12 @@ def _readable(sock: socket.socket) -> bool:
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):
         return True  # closed or broken: a read will tell
+
+
+def _send_all(sock: socket.socket, data: bytes) -> None:
+    """``sock.sendall(data)``, trying one plain ``send`` first: it usually
+    takes everything, and gevent's ``sendall`` costs an extra system call
+    (it asks for the send buffer size) on every call."""
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
