@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from typing import Union
 
 import gevent
 from flask import Flask, Response, request
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer  # noqa: F401  (the plain form: see main())
 
-from pyws import WebSocketHandler  # was: from geventwebsocket.handler import WebSocketHandler
+from pyws import WebSocketHandler  # noqa: F401  was: from geventwebsocket.handler import WebSocketHandler
 from pyws import WebSocketServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,14 +28,14 @@ app = Flask(__name__)
 
 
 @app.route("/")
-def index():
+def index() -> Response:
     # No templates/ folder: the page is the HTML file next to this script.
     with open(os.path.join(HERE, "echo.html"), encoding="utf-8") as f:
         return Response(f.read(), mimetype="text/html")
 
 
 @app.route("/ws")
-def ws():
+def ws() -> Union[Response, str]:
     user_socket = request.environ.get("wsgi.websocket")
     if user_socket is None:  # a plain HTTP request, not an upgrade
         return Response("expected a WebSocket request\n", 400, mimetype="text/plain")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         gevent.signal_handler(signum, server.stop)
 
     server.start()  # binds and listens
-    host, port = server.address[:2]
+    host, port = server.address[0], server.address[1]
     if ":" in host:  # IPv6
         host = f"[{host}]"
     print(f"serving on http://{host}:{port}", flush=True)

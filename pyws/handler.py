@@ -11,26 +11,20 @@ WSGI path, so one application serves both its pages and its sockets.
 from __future__ import annotations
 
 import logging
-import sys
-from http import HTTPStatus
-from typing import Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import Any, List, Mapping, Optional, Tuple, cast
 
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
-from . import _core
-from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
-from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket
+from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, HeaderList, Refusal,
+                       asks_for_websocket, find_routing_app, is_sock_view, negotiate,
+                       new_websocket, prepare_routing_app, routed_view,
+                       run_websocket_app)
+from .websocket import WebSocket
 
 __all__ = ["WebSocketHandler"]
 
 logger = logging.getLogger("pyws.handler")
-
-Environ = Dict[str, Any]
-StartResponse = Callable[..., Callable[[bytes], None]]
-
-# How many wrapper levels (middleware) to look through for a Werkzeug url_map.
-_MAX_APP_DEPTH = 5
 
 #: Seconds a client has to deliver its request head (request line and headers).
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -84,7 +78,8 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     calls the application with ``environ['wsgi.websocket']`` set to a
     :class:`pyws.WebSocket`; when the application returns, the WebSocket is
     closed and so is the connection.  An invalid upgrade request gets the
-    HTTP error it deserves (400, 405, 426) and the application is not called.
+    HTTP error it deserves (400, 405, 426; 403 for an origin not allowed;
+    what ``on_upgrade`` answered) and the application is not called.
 
     When the application returns, a still open WebSocket is closed with 1000,
     or with 1008 (4xx) / 1011 (5xx) if the application answered an HTTP error
@@ -93,15 +88,19 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
 
     Flask (any Werkzeug ``url_map``): a route declared without
     ``websocket=True`` is shown the request as a plain GET (see
-    ``_present_mismatch_as_get``), and a filter on the app's logger turns
+    ``present_mismatch_as_get``), and a filter on the app's logger turns
     Flask's "Exception on /ws" traceback for those two exceptions, raised in a
-    WebSocket view, into the same one-line log.
+    WebSocket view, into the same one-line log.  A ``pyws.flask.Sock`` route
+    performs the handshake itself, with its options and the server's: the
+    application is called with the upgrade request untouched and
+    ``environ['pyws.accept']``, a callable doing the handshake through this
+    handler.
 
     Options are read from the server (see :class:`pyws.WebSocketServer`):
-    ``max_message_size``, ``subprotocols``, ``handshake_timeout``,
-    ``max_request_size``, ``close_timeout``, ``ping_interval``,
-    ``ping_timeout``, ``idle_timeout``; defaults apply under a plain
-    ``WSGIServer``.
+    ``max_message_size``, ``subprotocols``, ``origins``, ``extra_headers``,
+    ``on_upgrade``, ``handshake_timeout``, ``max_request_size``,
+    ``close_timeout``, ``ping_interval``, ``ping_timeout``,
+    ``idle_timeout``; defaults apply under a plain ``WSGIServer``.
     """
 
     #: The WebSocket of the current request, None outside one.
@@ -156,149 +155,129 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
 
     def run_application(self) -> None:
         environ = cast(Environ, self.environ)
-        if not _asks_for_websocket(environ):
+        if not asks_for_websocket(environ):
             super().run_application()
             return
-        server = self.server
-        try:
-            accept, subprotocol = _core.check_request(
-                environ.get("REQUEST_METHOD", ""), self.request_version or "",
-                _request_headers(self.headers, environ),
-                subprotocols=getattr(server, "subprotocols", None) or None)
-        except HandshakeError as exc:
-            self._reject(exc)
+        application: Any = self.application
+        owner = find_routing_app(application)
+        if owner is not None and is_sock_view(routed_view(owner, environ)):
+            self._run_deferred(environ)
             return
-        self._switch_protocols(accept, subprotocol)
-        ws = WebSocket(
-            self.socket,
-            _core.Protocol(server=True, max_message_size=getattr(
-                server, "max_message_size", _core.DEFAULT_MAX_MESSAGE_SIZE)),
-            rfile=self.rfile,
-            environ=environ,
-            path=environ.get("PATH_INFO"),
-            origin=environ.get("HTTP_ORIGIN"),
-            subprotocol=subprotocol,
-            version="13",
-            close_timeout=getattr(server, "close_timeout", DEFAULT_CLOSE_TIMEOUT),
-            ping_interval=getattr(server, "ping_interval", None),
-            ping_timeout=getattr(server, "ping_timeout", DEFAULT_PING_TIMEOUT),
-            idle_timeout=getattr(server, "idle_timeout", None),
-        )
+        policy = HandshakePolicy.of_server(self.server)
+        try:
+            response_headers, subprotocol = negotiate(
+                environ, _request_headers(self.headers, environ), [policy],
+                _app_subprotocols(application, environ, policy))
+        except Refusal as refusal:
+            self._reject(refusal)
+            return
+        except Exception:
+            logger.exception("WebSocket handshake for %s: on_upgrade failed",
+                             environ.get("PATH_INFO"))
+            self._reject(Refusal(500, "WebSocket handshake failed: server error\n"))
+            return
+        ws = self._switch_protocols(response_headers, subprotocol, {})
+        try:
+            run_websocket_app(application, environ, ws)
+        finally:
+            self._forget(ws)
+
+    def _run_deferred(self, environ: Environ) -> None:
+        """A ``pyws.flask.Sock`` route: the application is called with the
+        upgrade request as it is and ``environ['pyws.accept']``, which the
+        route calls with its own options to perform the handshake (the
+        server's options apply too).  Until then nothing is sent, so the
+        route can still refuse with any HTTP answer."""
+        accepted: List[WebSocket] = []
+        server_policy = HandshakePolicy.of_server(self.server)
+
+        def accept(policy: HandshakePolicy,
+                   limits: Mapping[str, Optional[float]]) -> WebSocket:
+            if accepted:
+                raise RuntimeError("this request was upgraded already")
+            response_headers, subprotocol = negotiate(
+                environ, _request_headers(self.headers, environ),
+                [server_policy, policy])
+            ws = self._switch_protocols(response_headers, subprotocol, limits)
+            accepted.append(ws)
+            return ws
+
+        environ["pyws.accept"] = accept
+        try:
+            prepare_routing_app(self.application, environ)
+            super().run_application()
+        finally:
+            environ.pop("pyws.accept", None)
+            for ws in accepted:
+                if not ws.closed:
+                    try:
+                        ws.close(1011, "")
+                    except Exception:
+                        logger.debug("closing WebSocket %s failed", ws.path,
+                                     exc_info=True)
+                self._forget(ws)
+
+    def _forget(self, ws: WebSocket) -> None:
+        self.websocket = None
+        self.close_connection = True
+        environ = cast(Environ, self.environ)
+        # The environ holds the socket and the socket its environ: break
+        # the cycle so the connection's memory goes now, not at the next
+        # garbage collection.
+        environ["wsgi.websocket"] = None
+        ws.environ = None
+
+    def _reject(self, refusal: Refusal) -> None:
+        """Answer a refused upgrade request with its status and reason."""
+        environ = cast(Environ, self.environ)
+        logger.info("refused WebSocket handshake from %s for %s: %s (%d)",
+                    _peer(self.client_address), environ.get("PATH_INFO"),
+                    refusal.body.decode("utf-8", "replace").strip(), refusal.status)
+        self.close_connection = True
+        self.start_response(refusal.status_line, refusal.response_headers())
+        self.write(refusal.body)
+
+    def _switch_protocols(self, response_headers: HeaderList,
+                          subprotocol: Optional[str],
+                          limits: Mapping[str, Optional[float]]) -> WebSocket:
+        """Send the 101 response now, through pywsgi's own ``start_response``
+        and ``write`` so that its state says headers are sent and it writes
+        nothing more (no body framing: a 101 has none); then build the
+        WebSocket, with the server's connection options unless ``limits``
+        overrides them."""
+        environ = cast(Environ, self.environ)
+        server = self.server
+        self.close_connection = True
+        self.start_response("101 Switching Protocols", response_headers)
+        self.write(b"")
+        options = {name: getattr(server, name, default)
+                   for name, default in LIMIT_DEFAULTS.items()}
+        options.update(limits)
+        ws = new_websocket(self.socket, environ, subprotocol, options, rfile=self.rfile)
+        environ["pyws.upgraded_by"] = "handler"
         self.websocket = ws
         environ["wsgi.websocket"] = ws
         environ["wsgi.websocket_version"] = "13"
-        try:
-            self._run_websocket_app(ws)
-        finally:
-            self.websocket = None
-            self.close_connection = True
-            # The environ holds the socket and the socket its environ: break
-            # the cycle so the connection's memory goes now, not at the next
-            # garbage collection.
-            environ["wsgi.websocket"] = None
-            ws.environ = None
+        self.websocket_opened(ws)
+        return ws
 
-    def _reject(self, exc: HandshakeError) -> None:
-        """Answer a bad upgrade request with ``exc.status`` and its reason."""
-        environ = cast(Environ, self.environ)
-        logger.info("rejected WebSocket handshake from %s for %s: %s (%d)",
-                    _peer(self.client_address), environ.get("PATH_INFO"),
-                    exc.message, exc.status)
-        try:
-            phrase = HTTPStatus(exc.status).phrase
-        except ValueError:
-            phrase = "Bad Request"
-        body = f"WebSocket handshake failed: {exc.message}\n".encode("utf-8")
-        headers = list(exc.headers) + [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Connection", "close"),
-        ]
-        self.close_connection = True
-        self.start_response(f"{exc.status} {phrase}", headers)
-        self.write(body)
-
-    def _switch_protocols(self, accept: str, subprotocol: Optional[str]) -> None:
-        """Send the 101 response now, through pywsgi's own ``start_response``
-        and ``write`` so that its state says headers are sent and it writes
-        nothing more (no body framing: a 101 has none)."""
-        self.close_connection = True
-        self.start_response("101 Switching Protocols",
-                            _core.response_headers(accept, subprotocol))
-        self.write(b"")
-
-    def _run_websocket_app(self, ws: WebSocket) -> None:
-        """Call the application, then close ``ws`` with a code that says how
-        it ended."""
-        status: List[str] = []
-
-        def start_response(status_line: str, headers: List[Tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
-            status[:] = [status_line]
-            return _discard
-
-        code, reason = 1000, ""
-        environ = cast(Environ, self.environ)
-        application: Any = self.application
-        try:
-            _prepare_routing_app(application, environ)
-            result = application(environ, start_response)
-            try:
-                for _chunk in result:
-                    pass
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except ConnectionClosed as exc:
-            logger.debug("WebSocket %s closed: %s", ws.path, exc)
-        except ProtocolError as exc:
-            logger.info("WebSocket %s failed by the peer: %s (%d)",
-                        ws.path, exc, exc.code)
-        except BaseException as exc:
-            # An application error is 1011; GreenletExit (server stopping)
-            # and the like mean the endpoint is going away.
-            code = 1011 if isinstance(exc, Exception) else 1001
-            raise
-        finally:
-            if not ws.closed:
-                if status and not ws._used:
-                    code, reason = _code_for_status(status[0], code)
-                try:
-                    ws.close(code, reason)
-                except Exception:
-                    logger.debug("closing WebSocket %s failed", ws.path,
-                                 exc_info=True)
+    def websocket_opened(self, ws: WebSocket) -> None:
+        """Called with each WebSocket this handler opens, before the
+        application uses it (a hook for subclasses; does nothing)."""
 
 
-def _discard(data: bytes) -> None:
-    """The write callable given to a WebSocket application: HTTP bodies are
-    meaningless once the protocol switched."""
-
-
-def _code_for_status(status_line: str, default: int) -> Tuple[int, str]:
-    """1008 for a 4xx answer, 1011 for 5xx, with the status line as reason."""
-    try:
-        status = int(status_line.split(None, 1)[0])
-    except (ValueError, IndexError):
-        return default, ""
-    if 400 <= status < 500:
-        code = 1008
-    elif 500 <= status < 600:
-        code = 1011
-    else:
-        return default, ""
-    # A close reason is at most 123 UTF-8 bytes.
-    reason = status_line.encode("utf-8")[:123].decode("utf-8", "ignore")
-    return code, reason
-
-
-def _asks_for_websocket(environ: Environ) -> bool:
-    upgrade = environ.get("HTTP_UPGRADE")
-    if not upgrade:
-        return False
-    return any(token.strip().lower() == "websocket"
-               for token in upgrade.split(","))
+def _app_subprotocols(application: Any, environ: Environ,
+                      policy: HandshakePolicy) -> Optional[List[str]]:
+    """The subprotocols to offer: an application with ``app_protocol(path)``
+    (``pyws.resource.Resource``, as in gevent-websocket) names its own,
+    preferred over the server's."""
+    app_protocol = getattr(application, "app_protocol", None)
+    if not callable(app_protocol):
+        return policy.subprotocols
+    name = app_protocol(environ.get("PATH_INFO", ""))
+    if not name:
+        return policy.subprotocols
+    return [str(name)] + [p for p in policy.subprotocols or () if p != name]
 
 
 def _request_headers(headers: Any, environ: Environ) -> List[Tuple[str, str]]:
@@ -316,99 +295,3 @@ def _peer(address: Any) -> str:
     if isinstance(address, tuple) and address:
         return str(address[0])
     return str(address or "-")
-
-
-def _find_routing_app(app: Any) -> Any:
-    """The object owning a Werkzeug ``url_map`` (a Flask app or similar),
-    looking through a few levels of middleware; None if there is none."""
-    routing = sys.modules.get("werkzeug.routing")
-    if routing is None:
-        # No Werkzeug application could exist without this module loaded.
-        return None
-    map_class = getattr(routing, "Map", None)
-    if map_class is None:
-        return None
-    obj = app
-    for _ in range(_MAX_APP_DEPTH):
-        if obj is None:
-            return None
-        if isinstance(getattr(obj, "url_map", None), map_class):
-            return obj
-        obj = (getattr(obj, "wsgi_app", None) or getattr(obj, "app", None)
-               or getattr(obj, "__self__", None))
-    return None
-
-
-def _prepare_routing_app(app: Any, environ: Environ) -> None:
-    """Adapt a Werkzeug/Flask application to a WebSocket request."""
-    owner = _find_routing_app(app)
-    if owner is None:
-        return
-    _present_mismatch_as_get(owner.url_map, environ)
-    app_logger = getattr(owner, "logger", None)
-    if isinstance(app_logger, logging.Logger) and hasattr(owner, "log_exception"):
-        _quiet_flask_logger(app_logger)
-
-
-def _present_mismatch_as_get(url_map: Any, environ: Environ) -> None:
-    """Let a plain ``@app.route('/ws')`` serve a WebSocket on Werkzeug >= 2.2.
-
-    Werkzeug only matches upgrade requests against routes declared with
-    ``websocket=True`` and answers 400 (WebsocketMismatch) otherwise.  When
-    that would happen, the request is shown to the application as a plain
-    GET; the original headers stay in ``environ['pyws.upgrade']``.
-    """
-    mismatch = getattr(sys.modules.get("werkzeug.routing"), "WebsocketMismatch", None)
-    if mismatch is None:
-        return  # Werkzeug < 2.2 has no WebSocket routing
-    try:
-        url_map.bind_to_environ(environ).match()
-    except mismatch:
-        pass
-    except Exception:
-        return  # NotFound, redirects...: the application answers those itself
-    else:
-        return
-    connection = environ.get("HTTP_CONNECTION", "")
-    environ["pyws.upgrade"] = {"HTTP_UPGRADE": environ.pop("HTTP_UPGRADE", ""),
-                               "HTTP_CONNECTION": connection}
-    tokens = [t.strip() for t in connection.split(",")
-              if t.strip() and t.strip().lower() != "upgrade"]
-    if tokens:
-        environ["HTTP_CONNECTION"] = ", ".join(tokens)
-    else:
-        environ.pop("HTTP_CONNECTION", None)
-    logger.debug("presenting WebSocket request for %s to the application as a "
-                 "plain GET (its route is not declared websocket=True)",
-                 environ.get("PATH_INFO"))
-
-
-class _WebSocketEndFilter(logging.Filter):
-    """Flask catches what a view raises and logs it as an error with its
-    traceback; for the WebSocket ending (ConnectionClosed: the client left;
-    ProtocolError: it broke the protocol) raised in a WebSocket view, log one
-    line on ``pyws.handler`` instead, as for any other WSGI application."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, (ConnectionClosed, ProtocolError)):
-            return True
-        flask = sys.modules.get("flask")
-        if flask is None or not flask.has_request_context():
-            return True
-        ws = flask.request.environ.get("wsgi.websocket")
-        if ws is None:
-            return True  # an HTTP view: a real error, keep its traceback
-        if isinstance(exc, ConnectionClosed):
-            logger.debug("WebSocket %s closed: %s", ws.path, exc)
-        else:
-            logger.info("WebSocket %s failed by the peer: %s (%d)",
-                        ws.path, exc, exc.code)
-        return False
-
-
-def _quiet_flask_logger(app_logger: logging.Logger) -> None:
-    for existing in app_logger.filters:
-        if isinstance(existing, _WebSocketEndFilter):
-            return
-    app_logger.addFilter(_WebSocketEndFilter())

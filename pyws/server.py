@@ -1,11 +1,12 @@
 """A gevent WSGI server whose handler upgrades WebSocket requests."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, Tuple
 
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
 from . import _core
+from ._upgrade import HandshakePolicy, OnUpgrade
 from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
 from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, check_non_negative
 
@@ -20,6 +21,14 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
     - ``max_message_size``: largest message accepted, in bytes (0: no
       limit); a larger one fails the connection with 1009.
     - ``subprotocols``: supported subprotocols, in order of preference.
+    - ``origins``: None (any origin), or the allowed ``Origin`` values,
+      ``scheme://host[:port]``; a browser request from another origin is
+      answered 403 (protection against cross-site WebSocket hijacking).
+      Requests without ``Origin`` (not from a browser) are allowed.
+    - ``extra_headers``: (name, value) pairs added to every ``101`` response.
+    - ``on_upgrade(environ)``: called for each valid upgrade request before
+      the ``101``; returning ``(status, headers, body)`` refuses it with that
+      answer (e.g. ``(401, [], "log in first")``), None accepts it.
     - ``handshake_timeout``: seconds a client has to send its request head
       (408 and the connection dropped after that; None: no limit).
     - ``max_request_size``: largest request head (request line and
@@ -37,6 +46,9 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
     def __init__(self, listener: Any, application: Any = None, *args: Any,
                  max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE,
                  subprotocols: Optional[Sequence[str]] = None,
+                 origins: Optional[Iterable[str]] = None,
+                 extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
+                 on_upgrade: Optional[OnUpgrade] = None,
                  handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
                  max_request_size: Optional[int] = DEFAULT_MAX_REQUEST_SIZE,
                  close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
@@ -51,11 +63,17 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
                            max_request_size=max_request_size, close_timeout=close_timeout,
                            ping_interval=ping_interval, ping_timeout=ping_timeout,
                            idle_timeout=idle_timeout)
-        if isinstance(subprotocols, str):
-            raise TypeError("subprotocols is a sequence of names, not a str")
+        if origins is not None and not isinstance(origins, (str, bytes)):
+            origins = list(origins)
+        # Validates them all (TypeError, ValueError) before anything starts.
+        policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
+                                 extra_headers=extra_headers, on_upgrade=on_upgrade)
         super().__init__(listener, application, *args, **kwargs)
         self.max_message_size = max_message_size
-        self.subprotocols = list(subprotocols) if subprotocols else None
+        self.subprotocols = policy.subprotocols
+        self.origins = origins
+        self.extra_headers = policy.extra_headers
+        self.on_upgrade = on_upgrade
         self.handshake_timeout = handshake_timeout
         self.max_request_size = max_request_size
         self.close_timeout = close_timeout

@@ -14,8 +14,9 @@ travel through ``pyws.redis_bus.RedisBus`` (pub/sub) and who is online is
 kept in Redis (see ``RedisPresence``), so users connected to different
 processes chat in the same rooms and see each other online.
 
-The app object can also be served by another gevent server, e.g. gunicorn:
-``create_app()`` reads $PYWS_REDIS_URL.
+The app object can also be served by another gevent server, e.g. gunicorn
+with ``-k pyws.gunicorn.GeventWebSocketWorker``: ``create_app()`` reads
+$PYWS_REDIS_URL.
 """
 # gevent's monkey-patching comes before any other import, so that socket,
 # ssl, threading and time are gevent's everywhere.  It is done always, not
@@ -80,6 +81,14 @@ PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 #: Seconds to wait for a browser's close frame (as on shutdown).
 CLOSE_TIMEOUT = 3.0
+#: The WebSocketServer options, also read by pyws.gunicorn's worker from
+#: app.config["PYWS_SERVER_OPTIONS"].
+SERVER_OPTIONS: Dict[str, Any] = {
+    "max_message_size": WS_MAX_MESSAGE_SIZE,
+    "ping_interval": PING_INTERVAL,
+    "ping_timeout": PING_TIMEOUT,
+    "close_timeout": CLOSE_TIMEOUT,
+}
 
 
 def now_ms() -> int:
@@ -533,6 +542,8 @@ def create_app(redis_url: Optional[str] = None) -> Flask:
     echo_page = _echo_page()
     app = Flask(__name__, static_folder=STATIC, static_url_path="/static")
     app.extensions["pyws_chat"] = chat
+    # Read by pyws.gunicorn.GeventWebSocketWorker (and by main() below).
+    app.config["PYWS_SERVER_OPTIONS"] = dict(SERVER_OPTIONS)
 
     @app.route("/")
     def index() -> Response:
@@ -595,9 +606,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     app = create_app(args.redis or "")
     chat: Chat = app.extensions["pyws_chat"]
     server = WebSocketServer((args.host, args.port), app,
-                             max_message_size=WS_MAX_MESSAGE_SIZE,
-                             ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT,
-                             close_timeout=CLOSE_TIMEOUT, spawn=Pool())
+                             **app.config["PYWS_SERVER_OPTIONS"], spawn=Pool())
     # What is still running when serve_forever() ends (idle keep-alive HTTP
     # connections, by then) is given this long, then killed.
     server.stop_timeout = 0.5

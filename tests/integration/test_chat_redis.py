@@ -150,7 +150,7 @@ def test_gunicorn_workers_share_rooms(tmp_path, redis_server):
         # At most 5 connections per worker: 8 clients need both workers.
         [sys.executable, "-m", "gunicorn", "--chdir", "examples/chat", "-w", "2",
          "--worker-connections", "5",
-         "-k", "gunicorn_worker.Worker", "-b", f"127.0.0.1:{port}",
+         "-k", "pyws.gunicorn.GeventWebSocketWorker", "-b", f"127.0.0.1:{port}",
          "--access-logfile", str(access_log), "--access-logformat", "%(p)s %(U)s %(s)s",
          "app:create_app()"],
         tmp_path / "gunicorn.log",

@@ -1,0 +1,322 @@
+"""Flask extension: WebSocket routes that work under every server pyws knows.
+
+::
+
+    from flask import Flask
+    from pyws.flask import Sock
+
+    app = Flask(__name__)
+    sock = Sock(app)
+
+    @sock.route('/ws')
+    def echo(ws):                  # ws: a pyws.WebSocket
+        for message in ws:
+            ws.send(message)
+
+The same view runs unchanged under
+
+- gevent: ``pyws.WebSocketServer`` / ``WSGIServer(..., handler_class=
+  pyws.WebSocketHandler)``, and gunicorn with
+  ``-k pyws.gunicorn.GeventWebSocketWorker``: the handler performs the
+  handshake when the route asks for it, with the route's options and the
+  server's;
+- Werkzeug's development server (``flask run``, ``app.run()``, threaded) and
+  gunicorn's ``gthread`` (and ``sync``, ``gevent``) workers: the route
+  performs the handshake itself on the connection's socket
+  (``environ['werkzeug.socket']`` / ``environ['gunicorn.socket']``) and
+  runs the WebSocket in the request's thread.
+
+``Sock(app)`` also gives plain routes that read
+``request.environ['wsgi.websocket']`` (the gevent-websocket style) their
+socket under Werkzeug's server and gunicorn's threaded workers, through a
+WSGI middleware it puts around ``app.wsgi_app``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type,
+                    TypeVar, Union)
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from ._upgrade import (Environ, HandshakePolicy, OnUpgrade, Refusal, accept_raw,
+                       asks_for_websocket, check_limits, is_sock_view, raw_socket,
+                       routed_view, run_websocket_app, shut_down)
+from .exceptions import ConnectionClosed, ProtocolError
+from .websocket import WebSocket
+
+__all__ = ["Sock"]
+
+logger = logging.getLogger("pyws.flask")
+
+View = TypeVar("View", bound=Callable[..., Any])
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+_SWITCHING = "101 Switching Protocols"
+
+
+class Sock:
+    """WebSocket routes for a Flask app: ``@sock.route(rule)``.
+
+    Handshake options (see README, "Handshake options"):
+
+    - ``origins``: None (any), or the allowed ``Origin`` values,
+      ``scheme://host[:port]``; another origin is answered 403.  Requests
+      without ``Origin`` (not from a browser) are allowed.
+    - ``subprotocols``: supported subprotocols, in order of preference
+      (``ws.protocol`` is the one selected, or None).
+    - ``extra_headers``: (name, value) pairs added to the ``101``.
+    - ``on_upgrade(environ)``: called before the ``101``, inside the
+      request's Flask context; return ``(status, headers, body)`` to refuse.
+
+    Connection options, keywords: ``max_message_size``, ``close_timeout``,
+    ``ping_interval``, ``ping_timeout``, ``idle_timeout`` (as on
+    ``pyws.WebSocketServer``).  Under a gevent server, options given here
+    override the server's for these routes, and the server's handshake
+    options apply as well (both origin lists must allow a request).
+    """
+
+    def __init__(self, app: Optional[Flask] = None, *,
+                 origins: Optional[Iterable[str]] = None,
+                 subprotocols: Optional[Sequence[str]] = None,
+                 extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
+                 on_upgrade: Optional[OnUpgrade] = None,
+                 **options: Optional[float]) -> None:
+        #: The handshake options of this extension's routes.
+        self.policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
+                                      extra_headers=extra_headers, on_upgrade=on_upgrade)
+        #: The connection options given (the others: the server's or defaults).
+        self.options: Dict[str, Optional[float]] = check_limits(options)
+        #: The first app this extension was initialised with.
+        self.app: Optional[Flask] = None
+        self._apps: List[Flask] = []
+        self._routes: List[Tuple[str, Callable[..., Any], Dict[str, Any]]] = []
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the routes declared so far on ``app`` (and the later
+        ones too), and install the upgrade middleware for plain routes."""
+        if app in self._apps:
+            return
+        socks: List[Sock] = app.extensions.setdefault("pyws", [])
+        socks.append(self)
+        if not any(isinstance(m, _UpgradeMiddleware) for m in _middlewares(app)):
+            app.wsgi_app = _UpgradeMiddleware(app.wsgi_app, app, self)  # type: ignore[method-assign]
+        self._apps.append(app)
+        if self.app is None:
+            self.app = app
+        for rule, view, options in self._routes:
+            _add_rules(app, rule, view, options)
+
+    def route(self, rule: str, bp: Optional[Blueprint] = None,
+              **options: Any) -> Callable[[View], View]:
+        """Declare a WebSocket route: the decorated function is called as
+        ``f(ws, **url_variables)`` once the handshake succeeded; when it
+        returns, the WebSocket is closed (1000; 1011 if it raised, the error
+        being logged as Flask logs view errors).  ``bp``: register on that
+        blueprint instead of the app.  Other keywords are those of
+        ``app.route`` (``endpoint``, ``defaults``, ...); the method is GET.
+        A request that is not an upgrade gets 400 "WebSocket expected"."""
+        methods = options.pop("methods", None)
+        if methods is not None and [m.upper() for m in methods] != ["GET"]:
+            raise ValueError("a WebSocket route only takes GET requests")
+        options.pop("websocket", None)
+
+        def decorator(f: View) -> View:
+            view = self._make_view(f)
+            rule_options = dict(options)
+            rule_options.setdefault("endpoint", f.__name__)
+            if bp is not None:
+                _add_rules(bp, rule, view, rule_options)
+            else:
+                self._routes.append((rule, view, rule_options))
+                for app in self._apps:
+                    _add_rules(app, rule, view, rule_options)
+            return f
+
+        return decorator
+
+    def _make_view(self, f: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(f)
+        def view(**kwargs: Any) -> Response:
+            return self._serve(f, kwargs)
+
+        # Tells the gevent handler (and the middleware) that this route does
+        # the handshake itself.
+        setattr(view, "_pyws_sock", True)
+        return view
+
+    def _serve(self, f: Callable[..., Any], kwargs: Dict[str, Any]) -> Response:
+        environ: Environ = request.environ
+        ws = environ.get("wsgi.websocket")
+        if isinstance(ws, WebSocket):  # upgraded already (a handler that did not defer)
+            _session(f, ws, kwargs)
+            return _finished()
+        if not asks_for_websocket(environ):
+            return Response("WebSocket expected\n", 400,
+                            {"Content-Type": "text/plain; charset=utf-8"})
+        accept = environ.get("pyws.accept")
+        try:
+            if callable(accept):  # the gevent handler
+                ws = accept(self.policy, self.options)
+            else:
+                ws = accept_raw(environ, [self.policy], self.options)
+        except Refusal as refusal:
+            logger.info("refused WebSocket handshake for %s: %s (%d)",
+                        environ.get("PATH_INFO"),
+                        refusal.body.decode("utf-8", "replace").strip(), refusal.status)
+            return _refusal_response(refusal)
+        except OSError as exc:  # the client left before its 101
+            logger.debug("WebSocket %s: client gone during the handshake: %s",
+                         environ.get("PATH_INFO"), exc)
+            sock = raw_socket(environ)
+            if sock is not None:
+                shut_down(sock)
+            return _finished()
+        assert isinstance(ws, WebSocket)
+        environ["wsgi.websocket"] = ws
+        environ["wsgi.websocket_version"] = "13"
+        try:
+            _session(f, ws, kwargs)
+        finally:
+            if environ.get("pyws.upgraded_by") == "raw":
+                shut_down(ws.socket)
+                environ["wsgi.websocket"] = None
+                ws.environ = None
+        return _finished()
+
+
+def _add_rules(target: Union[Flask, Blueprint], rule: str, view: Callable[..., Any],
+               options: Dict[str, Any]) -> None:
+    # Two rules, one view: Werkzeug (>= 2.2) routes upgrade requests only to
+    # websocket=True rules, and answers plain requests to those with a bare
+    # 400; the plain rule lets the view say "WebSocket expected" instead.
+    target.add_url_rule(rule, view_func=view, methods=["GET"], websocket=True, **options)
+    target.add_url_rule(rule, view_func=view, methods=["GET"], **options)
+
+
+def _session(f: Callable[..., Any], ws: WebSocket, kwargs: Dict[str, Any]) -> None:
+    """Run the route's function on ``ws``, then close it with a code that
+    says how it ended."""
+    code = 1000
+    try:
+        f(ws, **kwargs)
+    except ConnectionClosed as exc:
+        logger.debug("WebSocket %s closed: %s", ws.path, exc)
+    except ProtocolError as exc:
+        logger.info("WebSocket %s failed by the peer: %s (%d)", ws.path, exc, exc.code)
+    except Exception:
+        code = 1011
+        # As Flask logs a view's error ("Exception on /ws [GET]"); an HTTP
+        # error page cannot follow a 101.
+        current_app.log_exception(sys.exc_info())
+    except BaseException:
+        code = 1001  # the server is stopping
+        raise
+    finally:
+        if not ws.closed:
+            try:
+                ws.close(code)
+            except Exception:
+                logger.debug("closing WebSocket %s failed", ws.path, exc_info=True)
+
+
+def _refusal_response(refusal: Refusal) -> Response:
+    # The server decides about keep-alive for an HTTP answer.
+    headers = [(n, v) for n, v in refusal.response_headers() if n.lower() != "connection"]
+    return Response(refusal.body, refusal.status, headers)
+
+
+def _finished_call(self: Response, environ: Environ,
+                   start_response: StartResponse) -> Iterable[bytes]:
+    if environ.get("pyws.upgraded_by") == "handler":
+        return []  # pywsgi sent the 101 and has nothing more to write
+    # Werkzeug and gunicorn: the socket is shut down, so this head is never
+    # sent: writing it fails with EPIPE, which they take as the client gone
+    # (quietly), after logging the request with status 101.
+    start_response(_SWITCHING, [])
+    return []
+
+
+_FINISHED: Dict[type, Type[Response]] = {}
+
+
+def _finished() -> Response:
+    """The answer of a route whose WebSocket is over: nothing more goes on
+    the wire.  An instance of the app's response class, as Flask wants."""
+    base: Type[Response] = current_app.response_class
+    cls = _FINISHED.get(base)
+    if cls is None:
+        cls = type("WebSocketFinished", (base,), {"__call__": _finished_call})
+        _FINISHED[base] = cls
+    return cls(status=101)
+
+
+def _middlewares(app: Flask) -> List[object]:
+    found: List[object] = []
+    obj: object = app.wsgi_app
+    for _ in range(8):
+        found.append(obj)
+        inner = getattr(obj, "wsgi_app", None) or getattr(obj, "app", None)
+        if inner is None or inner is app:
+            break
+        obj = inner
+    return found
+
+
+class _UpgradeMiddleware:
+    """Around ``app.wsgi_app``: under servers that expose the connection's
+    socket (Werkzeug's, gunicorn's thread workers), an upgrade request for a
+    plain route (not a ``Sock`` route, which upgrades itself) is upgraded
+    here with the first ``Sock``'s options, and the route finds its
+    WebSocket in ``environ['wsgi.websocket']``, as under gevent.  Under the
+    gevent handler, which did that already, it does nothing."""
+
+    def __init__(self, wsgi_app: WSGIApp, app: Flask, sock: Sock) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+        self.sock = sock
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if ("wsgi.websocket" in environ or "pyws.accept" in environ
+                or not asks_for_websocket(environ) or raw_socket(environ) is None
+                or is_sock_view(routed_view(self.app, environ))):
+            return self.wsgi_app(environ, start_response)
+        sock = self.sock
+        try:
+            if sock.policy.on_upgrade is not None:
+                with self.app.request_context(environ):  # as for a Sock route
+                    ws = accept_raw(environ, [sock.policy], sock.options)
+            else:
+                ws = accept_raw(environ, [sock.policy], sock.options)
+        except Refusal as refusal:
+            logger.info("refused WebSocket handshake for %s: %s (%d)",
+                        environ.get("PATH_INFO"),
+                        refusal.body.decode("utf-8", "replace").strip(), refusal.status)
+            return _refusal_response(refusal)(environ, start_response)
+        except OSError as exc:
+            logger.debug("WebSocket %s: client gone during the handshake: %s",
+                         environ.get("PATH_INFO"), exc)
+            raw = raw_socket(environ)
+            if raw is not None:
+                shut_down(raw)
+            start_response(_SWITCHING, [])
+            return []
+        environ["wsgi.websocket"] = ws
+        environ["wsgi.websocket_version"] = "13"
+        try:
+            run_websocket_app(self.wsgi_app, environ, ws)
+        except Exception:
+            # Closed with 1011 already; no HTTP error page after a 101.
+            logger.exception("WebSocket application for %s failed", ws.path)
+        finally:
+            shut_down(ws.socket)
+            environ["wsgi.websocket"] = None
+            ws.environ = None
+        start_response(_SWITCHING, [])
+        return []
+
