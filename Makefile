@@ -24,7 +24,7 @@ APT_PACKAGES := libwslay-dev pkg-config gcc
 CHECK_PACKAGES := clang libclang-rt-14-dev valgrind
 # The chat's browser tests (headless Chromium through selenium) and its
 # multi-process tests (a throw-away redis-server).
-TEST_PACKAGES := chromium chromium-driver redis-server
+TEST_PACKAGES := chromium chromium-driver redis-server openssl
 CLANG        ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frames handshake
