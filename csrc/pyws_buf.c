@@ -68,6 +68,11 @@ void pyws_buf_consume(pyws_buf *b, size_t n) {
   b->off += n;
   if (b->off >= b->len) {
     b->off = b->len = 0;
+    /* One large message must not pin its memory for the connection's
+     * lifetime: an emptied buffer keeps at most PYWS_BUF_KEEP bytes. */
+    if (b->cap > PYWS_BUF_KEEP) {
+      pyws_buf_free(b);
+    }
   }
 }
 

@@ -37,6 +37,9 @@ static inline size_t pyws_buf_size(const pyws_buf *b) {
   return b->len - b->off;
 }
 
+/* An emptied buffer whose allocation is larger than this releases it. */
+#define PYWS_BUF_KEEP (64u << 10)
+
 /* Drop `n` bytes from the front (n <= pyws_buf_size). */
 void pyws_buf_consume(pyws_buf *b, size_t n);
 

@@ -132,6 +132,12 @@ class WebSocket:
         self._read: Callable[[int], bytes] = sock.recv
         if rfile is not None:
             pending = bytes(pending) + drain_buffered(rfile, sock)
+            # Its buffer (8 KiB) is of no use from now on; closing the reader
+            # frees it and leaves the socket open.
+            try:
+                rfile.close()
+            except OSError:
+                pass
         self._pending = bytes(pending)
         self._messages: Deque[Message] = deque()
         self._failure: Optional[ProtocolError] = None
