@@ -20,7 +20,7 @@
 SHELL        := /bin/bash
 PYTHON       ?= python3
 PIP          ?= $(PYTHON) -m pip
-APT_PACKAGES := libwslay-dev pkg-config gcc
+APT_PACKAGES := libwslay-dev zlib1g-dev pkg-config gcc
 CHECK_PACKAGES := clang libclang-rt-14-dev valgrind
 # The chat's browser tests (headless Chromium through selenium) and its
 # multi-process tests (a throw-away redis-server).
@@ -72,7 +72,7 @@ demo: install
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENGINE_SRC) $(ENGINE_HDR)
 	@mkdir -p build/fuzz
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-Icsrc $< $(ENGINE_SRC) -lwslay -o $@
+		-Icsrc $< $(ENGINE_SRC) -lwslay -lz -o $@
 
 fuzz: check-deps $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
@@ -96,7 +96,7 @@ sanitize: check-deps test-deps
 
 build/memcheck/echo_session: tests/memcheck/echo_session.c $(ENGINE_SRC) $(ENGINE_HDR)
 	@mkdir -p build/memcheck
-	gcc -g -O1 -Wall -Wextra -Icsrc $< $(ENGINE_SRC) -lwslay -o $@
+	gcc -g -O1 -Wall -Wextra -Icsrc $< $(ENGINE_SRC) -lwslay -lz -o $@
 
 memcheck: check-deps build build/memcheck/echo_session
 	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \

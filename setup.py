@@ -17,6 +17,10 @@ WSLAY_MISSING = (
     "pyws needs the wslay C library: wslay/wslay.h was not found; "
     "install it with 'apt-get install libwslay-dev' (Debian/Ubuntu) and retry."
 )
+ZLIB_MISSING = (
+    "pyws needs zlib (for permessage-deflate): zlib.h was not found; "
+    "install it with 'apt-get install zlib1g-dev' (Debian/Ubuntu) and retry."
+)
 
 
 def pkg_config(*args: str) -> list[str] | None:
@@ -44,17 +48,20 @@ def wslay_flags() -> tuple[list[str], list[str], list[str]]:
     return [], [], []
 
 
-def wslay_header_found(include_dirs: list[str]) -> bool:
+def header_found(include_dirs: list[str], header: str) -> bool:
     for d in include_dirs + ["/usr/include", "/usr/local/include"]:
-        if os.path.exists(os.path.join(d, "wslay", "wslay.h")):
+        if os.path.exists(os.path.join(d, header)):
             return True
     return False
 
 
 include_dirs, library_dirs, libraries = wslay_flags()
-if not wslay_header_found(include_dirs) and len(sys.argv) > 1 and sys.argv[1] not in (
+if len(sys.argv) > 1 and sys.argv[1] not in (
         "egg_info", "dist_info", "sdist", "--version", "--name", "clean"):
-    sys.exit(WSLAY_MISSING)
+    if not header_found(include_dirs, os.path.join("wslay", "wslay.h")):
+        sys.exit(WSLAY_MISSING)
+    if not header_found(include_dirs, "zlib.h"):
+        sys.exit(ZLIB_MISSING)
 
 extra_compile_args = ["-O2", "-Wall", "-Wextra", "-std=c11", "-fvisibility=hidden"]
 extra_link_args: list[str] = []
@@ -70,7 +77,7 @@ core = Extension(
     depends=sorted(glob.glob("csrc/*.h")),
     include_dirs=["csrc", *include_dirs],
     library_dirs=library_dirs,
-    libraries=libraries or ["wslay"],
+    libraries=[*(libraries or ["wslay"]), "z"],
     extra_compile_args=extra_compile_args,
     extra_link_args=extra_link_args,
 )

@@ -10,6 +10,7 @@
 #include "pyws_error.h"
 #include "pyws_handshake.h"
 #include "pyws_http.h"
+#include "pyws_pmd.h"
 #include "pyws_sha1.h"
 
 static PyObject *check_request(PyObject *module, PyObject *args, PyObject *kwds) {
@@ -159,23 +160,26 @@ static pyws_http_head *new_head(void) {
 }
 
 static PyObject *check_response(PyObject *module, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"data", "key", "subprotocols", NULL};
+  static char *kwlist[] = {"data", "key", "subprotocols", "deflate", NULL};
   pyws_state *st = pyws_get_state(module);
   Py_buffer data;
   const char *key;
-  PyObject *subs_obj = Py_None, *keep_subs = NULL, *ret = NULL, *headers;
+  PyObject *subs_obj = Py_None, *deflate_obj = Py_None, *keep_subs = NULL, *ret = NULL;
+  PyObject *headers, *agreed_obj;
   pyws_str *subs = NULL;
   size_t nsubs = 0;
   pyws_http_head *head = NULL;
   pyws_handshake_verdict v;
+  pyws_pmd_params settings, agreed;
   const char *why = "malformed response";
   int rv;
 
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*s|O:check_response", kwlist, &data, &key,
-                                   &subs_obj)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*s|OO:check_response", kwlist, &data, &key,
+                                   &subs_obj, &deflate_obj)) {
     return NULL;
   }
-  if (pyws_py_str_list(subs_obj, "subprotocols", &keep_subs, &subs, &nsubs) != 0 ||
+  if ((deflate_obj != Py_None && pyws_py_pmd_params(deflate_obj, &settings) != 0) ||
+      pyws_py_str_list(subs_obj, "subprotocols", &keep_subs, &subs, &nsubs) != 0 ||
       (head = new_head()) == NULL) {
     goto done;
   }
@@ -193,7 +197,15 @@ static PyObject *check_response(PyObject *module, PyObject *args, PyObject *kwds
     }
     goto done;
   }
-  pyws_handshake_check_response(head, key, subs, nsubs, &v);
+  pyws_handshake_check_response(head, key, subs, nsubs, deflate_obj != Py_None, &v);
+  rv = 0;
+  if (v.status == 0 && deflate_obj != Py_None) {
+    rv = pyws_pmd_check_response(head->headers, head->nheaders, &settings, &agreed, &why);
+    if (rv < 0) {
+      v.status = 101;
+      v.reason = why;
+    }
+  }
   if (v.status != 0) {
     PyObject *msg = PyUnicode_FromFormat("%s (HTTP %d)", v.reason, head->status);
     if (msg) {
@@ -202,14 +214,24 @@ static PyObject *check_response(PyObject *module, PyObject *args, PyObject *kwds
     }
     goto done;
   }
+  if (rv == 1) {
+    agreed_obj = pyws_py_pmd_tuple(&agreed);
+  } else {
+    Py_INCREF(Py_None);
+    agreed_obj = Py_None;
+  }
+  if (agreed_obj == NULL) {
+    goto done;
+  }
   if ((headers = pyws_py_headers_to_list(head->headers, head->nheaders)) == NULL) {
+    Py_DECREF(agreed_obj);
     goto done;
   }
   if (v.subprotocol >= 0) {
-    ret = Py_BuildValue("(ns#N)", (Py_ssize_t)head->head_len, subs[v.subprotocol].ptr,
-                        (Py_ssize_t)subs[v.subprotocol].len, headers);
+    ret = Py_BuildValue("(ns#NN)", (Py_ssize_t)head->head_len, subs[v.subprotocol].ptr,
+                        (Py_ssize_t)subs[v.subprotocol].len, headers, agreed_obj);
   } else {
-    ret = Py_BuildValue("(nON)", (Py_ssize_t)head->head_len, Py_None, headers);
+    ret = Py_BuildValue("(nONN)", (Py_ssize_t)head->head_len, Py_None, headers, agreed_obj);
   }
 done:
   PyBuffer_Release(&data);
@@ -300,7 +322,8 @@ static PyMethodDef handshake_functions[] = {
     {"client_request", (PyCFunction)(void (*)(void))client_request, METH_VARARGS | METH_KEYWORDS,
      "Build an upgrade request with a fresh key; return (request, key)."},
     {"check_response", (PyCFunction)(void (*)(void))check_response, METH_VARARGS | METH_KEYWORDS,
-     "Parse and validate the server's response head."},
+     "Parse and validate the server's response head; return None (incomplete) or "
+     "(head length, subprotocol, headers, agreed deflate parameters or None)."},
     {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_VARARGS | METH_KEYWORDS,
      "Parse an HTTP request head."},
     {"sha1", (PyCFunction)sha1, METH_O, "SHA-1 digest (FIPS 180-4)."},

@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "pyws_http.h"
+#include "pyws_pmd.h"
 
 typedef struct pyws_state {
   PyTypeObject *protocol_type;
@@ -46,9 +47,15 @@ int pyws_py_header_list(PyObject *seq, PyObject **keep, pyws_http_header **out,
 /* Headers as a list of (name, value) str tuples, decoded as Latin-1. */
 PyObject *pyws_py_headers_to_list(const pyws_http_header *h, size_t n);
 
+/* permessage-deflate parameters from / to a Python tuple (see py_pmd.c).
+ * 0 or -1 with an exception; the tuple: a new reference or NULL. */
+int pyws_py_pmd_params(PyObject *obj, pyws_pmd_params *p);
+PyObject *pyws_py_pmd_tuple(const pyws_pmd_params *p);
+
 /* Per-file module setup, called from the module's exec slot. */
 int pyws_py_protocol_init(PyObject *module, pyws_state *st);
 int pyws_py_handshake_init(PyObject *module);
 int pyws_py_frame_init(PyObject *module);
+int pyws_py_pmd_init(PyObject *module);
 
 #endif

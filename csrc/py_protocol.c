@@ -45,15 +45,35 @@ static PyObject *result(ProtocolObject *self, int rv) {
 }
 
 static PyObject *Protocol_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"server", "max_message_size", NULL};
+  static char *kwlist[] = {"server", "max_message_size", "deflate", "deflate_level",
+                           "deflate_mem_level", NULL};
   int server = 1;
   long long max_size = PYWS_DEFAULT_MAX_MESSAGE_SIZE;
+  PyObject *deflate = Py_None;
+  pyws_pmd_params deflate_params;
   pyws_conn_options opts;
   ProtocolObject *self;
   int rv;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pL:Protocol", kwlist, &server,
-                                   &max_size)) {
+  memset(&opts, 0, sizeof(opts));
+  opts.deflate_level = -1;
+  opts.deflate_mem_level = 8;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pLOii:Protocol", kwlist, &server,
+                                   &max_size, &deflate, &opts.deflate_level,
+                                   &opts.deflate_mem_level)) {
     return NULL;
+  }
+  if (deflate != Py_None) {
+    if (pyws_py_pmd_params(deflate, &deflate_params) != 0) {
+      return NULL;
+    }
+    if (opts.deflate_level < -1 || opts.deflate_level > 9 || opts.deflate_mem_level < 1 ||
+        opts.deflate_mem_level > 9) {
+      PyErr_Format(PyExc_ValueError,
+                   "deflate_level must be from -1 to 9 and deflate_mem_level from 1 to 9, "
+                   "not %d and %d", opts.deflate_level, opts.deflate_mem_level);
+      return NULL;
+    }
+    opts.deflate = &deflate_params;
   }
   if (max_size < 0) {
     PyErr_SetString(PyExc_ValueError, "max_message_size must be >= 0 (0 means no limit)");
@@ -66,8 +86,9 @@ static PyObject *Protocol_new(PyTypeObject *type, PyObject *args, PyObject *kwds
   opts.server = server;
   opts.max_message_size = (uint64_t)max_size;
   if ((rv = pyws_conn_new(&self->conn, &opts)) != 0) {
+    pyws_state *st = state_of((PyObject *)self);
     Py_DECREF(self);
-    return PyErr_NoMemory();
+    return pyws_py_error(st, rv);
   }
   return (PyObject *)self;
 }
@@ -260,6 +281,11 @@ static PyObject *Protocol_get_is_server(ProtocolObject *self, void *closure) {
   return PyBool_FromLong(pyws_conn_is_server(self->conn));
 }
 
+static PyObject *Protocol_get_deflate(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(pyws_conn_deflate(self->conn));
+}
+
 static PyObject *Protocol_get_max_message_size(ProtocolObject *self, void *closure) {
   (void)closure;
   return PyLong_FromUnsignedLongLong(pyws_conn_max_message_size(self->conn));
@@ -319,6 +345,8 @@ static PyMethodDef Protocol_methods[] = {
 static PyGetSetDef Protocol_getset[] = {
     {"state", (getter)Protocol_get_state, NULL, "OPEN, CLOSING or CLOSED.", NULL},
     {"is_server", (getter)Protocol_get_is_server, NULL, "True in the server role.", NULL},
+    {"deflate", (getter)Protocol_get_deflate, NULL,
+     "True when permessage-deflate is in use.", NULL},
     {"max_message_size", (getter)Protocol_get_max_message_size, NULL,
      "Largest message accepted (0: no limit).", NULL},
     {"close_sent", (getter)Protocol_get_close_sent, NULL, "A close frame was sent.", NULL},

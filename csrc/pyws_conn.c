@@ -22,6 +22,12 @@
  *
  * Frames we send go through pyws_frame_send (wslay_frame_send) into the
  * output buffer; the caller writes the buffer out.
+ *
+ * With permessage-deflate (RFC 7692), RSV1 on a message's first frame marks
+ * it compressed: its payload goes through pyws_deflate on the way into the
+ * message buffer, so the size limit and the UTF-8 check apply to the
+ * decompressed bytes as they come out.  Messages we send are compressed
+ * whole, one frame each.
  */
 #include "pyws_conn.h"
 
@@ -31,6 +37,7 @@
 #include <wslay/wslay.h>
 
 #include "pyws_buf.h"
+#include "pyws_deflate.h"
 #include "pyws_error.h"
 #include "pyws_frame.h"
 #include "pyws_utf8.h"
@@ -59,6 +66,11 @@ struct pyws_conn {
   uint8_t msg_opcode;
   pyws_buf msg;
   pyws_utf8_state utf8;
+  int msg_compressed;
+  uint64_t msg_wire;      /* compressed payload bytes received so far */
+
+  pyws_deflate *deflate;  /* NULL: no permessage-deflate */
+  pyws_buf zbuf;          /* a message being compressed */
 
   pyws_event *ev_head, *ev_tail;
 
@@ -85,7 +97,14 @@ int pyws_conn_new(pyws_conn **pconn, const pyws_conn_options *opts) {
   c->io.out = &c->out;
   c->io.reader.expect_masked = c->server;
   c->reading = 1;
+  if (opts && opts->deflate &&
+      (rv = pyws_deflate_new(&c->deflate, opts->deflate, c->server, opts->deflate_level,
+                             opts->deflate_mem_level)) != 0) {
+    free(c);
+    return rv;
+  }
   if ((rv = pyws_frame_context_new(&c->frame, &c->io)) != 0) {
+    pyws_deflate_free(c->deflate);
     free(c);
     return rv;
   }
@@ -103,8 +122,10 @@ void pyws_conn_free(pyws_conn *c) {
     pyws_event_free(ev);
   }
   wslay_frame_context_free(c->frame);
+  pyws_deflate_free(c->deflate);
   pyws_buf_free(&c->out);
   pyws_buf_free(&c->msg);
+  pyws_buf_free(&c->zbuf);
   free(c);
 }
 
@@ -161,7 +182,33 @@ static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t 
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
   }
-  return pyws_frame_send(c->frame, &c->io, opcode, data, len, !c->server);
+  return pyws_frame_send(c->frame, &c->io, opcode, 0, data, len, !c->server);
+}
+
+/* A data message: compressed into one RSV1 frame when the extension is on. */
+static int send_message(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+  int rv;
+  if (c->deflate == NULL || !pyws_deflate_compresses(c->deflate)) {
+    return send_frame(c, opcode, data, len);
+  }
+  if (c->close_sent || c->eof) {
+    return PYWS_ERR_CLOSED;
+  }
+  rv = pyws_deflate_compress(c->deflate, data, len, &c->zbuf);
+  if (rv == 0) {
+    rv = pyws_frame_send(c->frame, &c->io, opcode, WSLAY_RSV1_BIT, pyws_buf_bytes(&c->zbuf),
+                         pyws_buf_size(&c->zbuf), !c->server);
+  }
+  /* Emptied, and released if it grew large. */
+  pyws_buf_consume(&c->zbuf, pyws_buf_size(&c->zbuf));
+  return rv;
+}
+
+/* The most compressed payload a message of `limit` bytes can take: DEFLATE
+ * stores incompressible data with 5 bytes per 64 KiB block. */
+static uint64_t wire_limit(uint64_t limit) {
+  uint64_t slack = (limit >> 12) + 64;
+  return limit > UINT64_MAX - slack ? UINT64_MAX : limit + slack;
 }
 
 /* Send a close frame: code 1005 means an empty payload. */
@@ -212,10 +259,31 @@ static int fail(pyws_conn *c, uint16_t code, const char *reason) {
   return push_copy(c, PYWS_EVENT_FAIL, code, c->close_reason, c->close_reason_len);
 }
 
-static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
-  char why[64];
-  if (f->rsv != 0) {
+static int check_rsv(pyws_conn *c, const struct wslay_frame_iocb *f) {
+  if (f->rsv & (WSLAY_RSV2_BIT | WSLAY_RSV3_BIT)) {
+    return fail(c, 1002, "reserved bits RSV2 or RSV3 set, but no extension uses them");
+  }
+  if (c->deflate == NULL) {
     return fail(c, 1002, "reserved bits set but no extension was negotiated");
+  }
+  if (f->opcode & 0x8) {
+    return fail(c, 1002, "RSV1 set on a control frame");
+  }
+  if (f->opcode == WSLAY_CONTINUATION_FRAME) {
+    return fail(c, 1002, "RSV1 set on a continuation frame (permessage-deflate marks "
+                         "only a message's first frame)");
+  }
+  return 0;
+}
+
+static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
+  char why[80];
+  int compressed = (f->rsv & WSLAY_RSV1_BIT) != 0;
+  if (f->rsv != 0) {
+    int rv = check_rsv(c, f);
+    if (rv != 0 || !c->reading) {
+      return rv;
+    }
   }
   /* The masking direction was checked by the reader (pyws_frame.h). */
   switch (f->opcode) {
@@ -231,6 +299,8 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
     }
     c->msg_opcode = f->opcode;
     c->utf8 = PYWS_UTF8_START;
+    c->msg_compressed = compressed;
+    c->msg_wire = 0;
     break;
   case WSLAY_CONNECTION_CLOSE:
   case WSLAY_PING:
@@ -241,14 +311,17 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
     return fail(c, 1002, why);
   }
   if (!(f->opcode & 0x8)) {
-    size_t have = pyws_buf_size(&c->msg);
-    if (c->max_message_size && (f->payload_length > c->max_message_size ||
-                                have > c->max_message_size - f->payload_length)) {
+    /* A compressed message's limit applies once decompressed (on_chunk);
+     * its frames may only be as long as that limit compressed. */
+    uint64_t have = c->msg_compressed ? c->msg_wire : pyws_buf_size(&c->msg);
+    uint64_t limit = c->msg_compressed ? wire_limit(c->max_message_size) : c->max_message_size;
+    if (c->max_message_size && (f->payload_length > limit ||
+                                have > limit - f->payload_length)) {
       snprintf(why, sizeof(why), "message exceeds the limit of %llu bytes",
                (unsigned long long)c->max_message_size);
       return fail(c, 1009, why);
     }
-    if (f->payload_length <= MAX_PRERESERVE) {
+    if (!c->msg_compressed && f->payload_length <= MAX_PRERESERVE) {
       int rv = pyws_buf_reserve(&c->msg, (size_t)f->payload_length);
       if (rv != 0) {
         return rv;
@@ -299,6 +372,32 @@ static int on_close_frame(pyws_conn *c) {
   return 0;
 }
 
+/* Decompress a piece of a compressed message into the message buffer and
+ * check what came out; `last`: the message is complete. */
+static int inflate_chunk(pyws_conn *c, const uint8_t *data, size_t len, int last) {
+  size_t before = pyws_buf_size(&c->msg);
+  char why[96];
+  int rv = pyws_deflate_inflate(c->deflate, data, len, last, &c->msg, c->max_message_size);
+  if (rv == PYWS_INFLATE_TOO_LARGE) {
+    snprintf(why, sizeof(why), "message exceeds the limit of %llu bytes once decompressed",
+             (unsigned long long)c->max_message_size);
+    return fail(c, 1009, why);
+  }
+  if (rv == PYWS_INFLATE_BAD_DATA) {
+    return fail(c, 1007, "invalid compressed data (permessage-deflate)");
+  }
+  if (rv != 0) {
+    return rv;
+  }
+  c->msg_wire += len;
+  if (c->msg_opcode == WSLAY_TEXT_FRAME &&
+      !pyws_utf8_feed(&c->utf8, pyws_buf_bytes(&c->msg) + before,
+                      pyws_buf_size(&c->msg) - before)) {
+    return fail(c, 1007, "invalid UTF-8 in a text message");
+  }
+  return 0;
+}
+
 static int on_frame_end(pyws_conn *c) {
   int rv;
   switch (c->frame_opcode) {
@@ -309,6 +408,9 @@ static int on_frame_end(pyws_conn *c) {
     size_t off, size;
     if (!c->frame_fin) {
       return 0;
+    }
+    if (c->msg_compressed && ((rv = inflate_chunk(c, NULL, 0, 1)) != 0 || !c->reading)) {
+      return rv;
     }
     if (c->msg_opcode == WSLAY_TEXT_FRAME && !pyws_utf8_complete(c->utf8)) {
       return fail(c, 1007, "text message ends inside a UTF-8 sequence");
@@ -354,6 +456,10 @@ static int on_chunk(pyws_conn *c, const struct wslay_frame_iocb *f) {
       /* wslay refuses control frames over 125 bytes, so this fits. */
       memcpy(c->ctrl + c->ctrl_len, f->data, f->data_length);
       c->ctrl_len += f->data_length;
+    } else if (c->msg_compressed) {
+      if ((rv = inflate_chunk(c, f->data, f->data_length, 0)) != 0 || !c->reading) {
+        return rv;
+      }
     } else {
       if (c->msg_opcode == WSLAY_TEXT_FRAME &&
           !pyws_utf8_feed(&c->utf8, f->data, f->data_length)) {
@@ -428,11 +534,11 @@ void pyws_conn_recv_eof(pyws_conn *c) {
 }
 
 int pyws_conn_send_text(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_frame(c, WSLAY_TEXT_FRAME, data, len);
+  return send_message(c, WSLAY_TEXT_FRAME, data, len);
 }
 
 int pyws_conn_send_binary(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_frame(c, WSLAY_BINARY_FRAME, data, len);
+  return send_message(c, WSLAY_BINARY_FRAME, data, len);
 }
 
 int pyws_conn_send_ping(pyws_conn *c, const uint8_t *data, size_t len) {
@@ -477,6 +583,7 @@ pyws_conn_state pyws_conn_get_state(const pyws_conn *c) {
 }
 
 int pyws_conn_is_server(const pyws_conn *c) { return c->server; }
+int pyws_conn_deflate(const pyws_conn *c) { return c->deflate != NULL; }
 uint64_t pyws_conn_max_message_size(const pyws_conn *c) { return c->max_message_size; }
 int pyws_conn_close_sent(const pyws_conn *c) { return c->close_sent; }
 int pyws_conn_close_received(const pyws_conn *c) { return c->close_received; }

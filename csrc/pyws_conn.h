@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pyws_pmd.h"
+
 #define PYWS_DEFAULT_MAX_MESSAGE_SIZE (1u << 20)
 #define PYWS_MAX_CLOSE_REASON 123
 
@@ -23,7 +25,13 @@ typedef struct pyws_conn pyws_conn;
 
 typedef struct pyws_conn_options {
   int server;                /* 1: server role, 0: client role */
-  uint64_t max_message_size; /* largest message accepted; 0 = no limit */
+  uint64_t max_message_size; /* largest message accepted (decompressed,
+                                when compressed); 0 = no limit */
+  /* permessage-deflate as the handshake agreed it, or NULL: no extension
+   * (a frame with RSV1 set then fails the connection). */
+  const pyws_pmd_params *deflate;
+  int deflate_level;         /* zlib level, 0..9 or -1 (zlib's default) */
+  int deflate_mem_level;     /* zlib memLevel, 1..9 */
 } pyws_conn_options;
 
 typedef enum pyws_event_type {
@@ -50,8 +58,9 @@ typedef enum pyws_conn_state {
   PYWS_STATE_CLOSED = 3   /* both, or failed, or EOF */
 } pyws_conn_state;
 
-/* Create an engine.  0 or PYWS_ERR_NOMEM.  `opts` NULL means a server with
- * the default maximum message size. */
+/* Create an engine.  0, PYWS_ERR_NOMEM or PYWS_ERR_INVALID_ARGUMENT (bad
+ * deflate settings).  `opts` NULL means a server with the default maximum
+ * message size and no extension. */
 int pyws_conn_new(pyws_conn **conn, const pyws_conn_options *opts);
 void pyws_conn_free(pyws_conn *conn);
 
@@ -68,7 +77,8 @@ void pyws_conn_recv_eof(pyws_conn *conn);
 int pyws_conn_next_event(pyws_conn *conn, pyws_event **ev);
 void pyws_event_free(pyws_event *ev);
 
-/* Queue one frame each.  Text must be valid UTF-8 (the caller checks, see
+/* Queue one frame each (data messages compressed when permessage-deflate
+ * was agreed).  Text must be valid UTF-8 (the caller checks, see
  * pyws_utf8_valid).  0, PYWS_ERR_CLOSED once a close frame was sent,
  * PYWS_ERR_INVALID_ARGUMENT (control payload over 125 bytes), PYWS_ERR_NOMEM,
  * PYWS_ERR_RANDOM (client: no masking key). */
@@ -94,6 +104,8 @@ void pyws_conn_consume_output(pyws_conn *conn, size_t n);
 
 pyws_conn_state pyws_conn_get_state(const pyws_conn *conn);
 int pyws_conn_is_server(const pyws_conn *conn);
+/* 1 if permessage-deflate is in use on this connection. */
+int pyws_conn_deflate(const pyws_conn *conn);
 uint64_t pyws_conn_max_message_size(const pyws_conn *conn);
 int pyws_conn_close_sent(const pyws_conn *conn);
 int pyws_conn_close_received(const pyws_conn *conn);

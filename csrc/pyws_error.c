@@ -13,6 +13,7 @@ const char *pyws_strerror(int code) {
   case PYWS_ERR_HTTP_PARSE: return "malformed HTTP head";
   case PYWS_ERR_HTTP_TOO_LARGE: return "HTTP head too large";
   case PYWS_ERR_WSLAY: return "unexpected error from wslay";
+  case PYWS_ERR_ZLIB: return "unexpected error from zlib";
   default: return "unknown error";
   }
 }

@@ -22,8 +22,9 @@ enum {
   PYWS_ERR_INCOMPLETE = -300, /* more input is needed */
   PYWS_ERR_HTTP_PARSE = -301, /* malformed head */
   PYWS_ERR_HTTP_TOO_LARGE = -302, /* head over the size or header-count limit */
-  /* -5xx: the wslay library answered an error we did not expect */
-  PYWS_ERR_WSLAY = -500
+  /* -5xx: a library (wslay, zlib) answered an error we did not expect */
+  PYWS_ERR_WSLAY = -500,
+  PYWS_ERR_ZLIB = -501         /* the same from zlib */
 };
 
 /* A static, human-readable description of an error code (never NULL). */

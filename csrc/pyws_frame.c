@@ -153,7 +153,8 @@ int pyws_frame_context_new(wslay_frame_context_ptr *ctx, pyws_frame_io *io) {
 }
 
 int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
-                    uint8_t opcode, const uint8_t *data, size_t len, int mask) {
+                    uint8_t opcode, uint8_t rsv, const uint8_t *data, size_t len,
+                    int mask) {
   struct wslay_frame_iocb iocb;
   ssize_t r;
   int rv;
@@ -168,6 +169,7 @@ int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
   }
   memset(&iocb, 0, sizeof(iocb));
   iocb.fin = 1;
+  iocb.rsv = rsv;
   iocb.opcode = opcode;
   iocb.mask = mask ? 1 : 0;
   iocb.payload_length = len;
@@ -193,7 +195,7 @@ int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,
   if ((rv = pyws_frame_context_new(&ctx, &io)) != 0) {
     return rv;
   }
-  rv = pyws_frame_send(ctx, &io, opcode, data, len, mask);
+  rv = pyws_frame_send(ctx, &io, opcode, 0, data, len, mask);
   wslay_frame_context_free(ctx);
   return rv;
 }

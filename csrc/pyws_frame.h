@@ -69,14 +69,17 @@ int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *
  * it).  0 or PYWS_ERR_NOMEM.  Free with wslay_frame_context_free. */
 int pyws_frame_context_new(wslay_frame_context_ptr *ctx, pyws_frame_io *io);
 
-/* Append one complete frame (FIN set, RSV clear) to io->out through `ctx`.
- * `mask`: 1 for a client frame (a fresh random masking key), 0 for a server
- * frame.  0, PYWS_ERR_NOMEM, PYWS_ERR_RANDOM or PYWS_ERR_INVALID_ARGUMENT
+/* Append one complete frame (FIN set) to io->out through `ctx`.  `rsv`:
+ * the reserved bits (WSLAY_RSV1_BIT marks a compressed message; 0 without
+ * extensions).  `mask`: 1 for a client frame (a fresh random masking key),
+ * 0 for a server frame.  0, PYWS_ERR_NOMEM, PYWS_ERR_RANDOM or PYWS_ERR_INVALID_ARGUMENT
  * (control frame over 125 bytes). */
 int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
-                    uint8_t opcode, const uint8_t *data, size_t len, int mask);
+                    uint8_t opcode, uint8_t rsv, const uint8_t *data, size_t len,
+                    int mask);
 
-/* One-shot: append one complete frame to `out` (a temporary context). */
+/* One-shot: append one complete frame, RSV clear, to `out` (a temporary
+ * context). */
 int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,
                       size_t len, int mask);
 

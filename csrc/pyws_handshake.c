@@ -216,7 +216,7 @@ int pyws_handshake_client_request(pyws_buf *out, pyws_str host, pyws_str resourc
 
 int pyws_handshake_check_response(const pyws_http_head *r, const char *key,
                                   const pyws_str *offered, size_t noffered,
-                                  pyws_handshake_verdict *out) {
+                                  int extensions_offered, pyws_handshake_verdict *out) {
   pyws_str accept = {0}, proto = {0};
   char expected[PYWS_ACCEPT_LEN + 1];
   size_t i, nproto;
@@ -245,7 +245,8 @@ int pyws_handshake_check_response(const pyws_http_head *r, const char *key,
     out->reason = "Sec-WebSocket-Accept does not match the key sent";
     return 0;
   }
-  if (count_field(r->headers, r->nheaders, "Sec-WebSocket-Extensions", NULL) > 0) {
+  if (!extensions_offered &&
+      count_field(r->headers, r->nheaders, "Sec-WebSocket-Extensions", NULL) > 0) {
     out->reason = "the server selected an extension that was not offered";
     return 0;
   }

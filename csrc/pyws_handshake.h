@@ -63,9 +63,12 @@ int pyws_handshake_client_request(pyws_buf *out, pyws_str host, pyws_str resourc
 /* Client side: validate the server's response head for `key`.  Always
  * returns 0 and fills `out` (status 0 if accepted; else `out->status` is the
  * response's status code and `out->reason` why it was refused).  On success
- * `out->subprotocol` indexes `offered` or is -1. */
+ * `out->subprotocol` indexes `offered` or is -1.  Unless
+ * `extensions_offered`, a Sec-WebSocket-Extensions field refuses the
+ * response; if extensions were offered, checking the field is the
+ * caller's (pyws_pmd_check_response). */
 int pyws_handshake_check_response(const pyws_http_head *response, const char *key,
                                   const pyws_str *offered, size_t noffered,
-                                  pyws_handshake_verdict *out);
+                                  int extensions_offered, pyws_handshake_verdict *out);
 
 #endif

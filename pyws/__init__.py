@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .client import connect
+from .compression import PerMessageDeflate
 from .exceptions import (ConnectionClosed, FrameTooLargeException,
                          HandshakeError, ProtocolError, WebSocketError)
 from .hub import Hub
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "WebSocket",
     "Hub",
+    "PerMessageDeflate",
     "WebSocketHandler",
     "WebSocketServer",
     "connect",

@@ -30,15 +30,27 @@ CLOSED: int  # close sent and received, or failed, or EOF
 
 DEFAULT_MAX_MESSAGE_SIZE: int  # 1 MiB
 
+#: permessage-deflate parameters: (server_no_context_takeover,
+#: client_no_context_takeover, server_max_window_bits, client_max_window_bits),
+#: window bits from 8 to 15.  As settings: what this side asks for; as an
+#: agreement: what binds both sides.
+DeflateParams = Tuple[bool, bool, int, int]
+
 class Protocol:
     """One WebSocket connection's protocol state, after the opening handshake."""
 
     def __init__(self, server: bool = True,
-                 max_message_size: int = ...) -> None:
+                 max_message_size: int = ...,
+                 deflate: Optional[DeflateParams] = None,
+                 deflate_level: int = -1, deflate_mem_level: int = 8) -> None:
         """``server``: True for the server role (expects masked frames, sends
         unmasked), False for the client role.  ``max_message_size``: the largest
-        message accepted, in bytes (0 means no limit); a longer one fails the
-        connection with 1009.  Raises ValueError for a negative size."""
+        message accepted, in bytes (0 means no limit), decompressed size for a
+        compressed one; a longer one fails the connection with 1009.
+        ``deflate``: the permessage-deflate agreement (None: no extension; an
+        RSV1 frame then fails with 1002); ``deflate_level`` and
+        ``deflate_mem_level`` tune zlib's compressor.  Raises ValueError for a
+        negative size or bad deflate settings."""
 
     # Incoming side.
     def receive_data(self, data: Buffer) -> None:
@@ -75,6 +87,9 @@ class Protocol:
     def is_server(self) -> bool: ...
     @property
     def max_message_size(self) -> int: ...
+    @property
+    def deflate(self) -> bool:
+        """True when permessage-deflate is in use."""
     @property
     def close_sent(self) -> bool: ...
     @property
@@ -126,15 +141,31 @@ def client_request(host: str, resource: str,
     request target ("/ws?x=1").  Returns (request_bytes, key)."""
 
 def check_response(data: Buffer, key: str,
-                   subprotocols: Optional[Sequence[str]] = None
-                   ) -> Optional[Tuple[int, Optional[str], list[Tuple[str, str]]]]:
+                   subprotocols: Optional[Sequence[str]] = None,
+                   deflate: Optional[DeflateParams] = None
+                   ) -> Optional[Tuple[int, Optional[str], list[Tuple[str, str]],
+                                       Optional[DeflateParams]]]:
     """Parse and validate the server's response head at the start of ``data``.
+    ``deflate``: the settings permessage-deflate was offered with, if it was.
     Returns None if the head is not complete yet (no blank line); else
-    (head_length, selected_subprotocol_or_None, headers).  Bytes after
+    (head_length, selected_subprotocol_or_None, headers, deflate agreement or
+    None).  Bytes after
     head_length belong to the WebSocket stream.  Raises HandshakeError
     (status = the response's status code, or 0 if unparsable) when the
     status is not 101, a header is missing or wrong, the accept value does
-    not match, or the subprotocol was not offered."""
+    not match, the subprotocol or an extension was not offered, or the
+    permessage-deflate answer does not fit the offer (RFC 7692 section 7.1)."""
+
+# permessage-deflate negotiation.
+def negotiate_deflate(headers: Sequence[Tuple[str, str]], settings: DeflateParams
+                      ) -> Optional[Tuple[str, DeflateParams]]:
+    """Server side: the first acceptable permessage-deflate offer among the
+    request's Sec-WebSocket-Extensions ``headers``, under ``settings``: None
+    (none acceptable: answer without the extension) or (the response header's
+    value, the agreement).  HandshakeError (400) for a malformed header."""
+
+def deflate_offer(settings: DeflateParams) -> str:
+    """Client side: the Sec-WebSocket-Extensions value offering the extension."""
 
 def parse_request(data: Buffer, max_size: int = 65536
                   ) -> Optional[Tuple[int, str, str, str, list[Tuple[str, str]]]]:

@@ -14,16 +14,17 @@ import socket
 import sys
 from http import HTTPStatus
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
-                    Optional, Sequence, Tuple, Union)
+                    NamedTuple, Optional, Sequence, Tuple, Union)
 from urllib.parse import urlsplit
 
 from . import _core
+from .compression import Compression, PerMessageDeflate, resolve
 from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
 from .websocket import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket,
                         check_non_negative, drain_buffered)
 
 __all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "HandshakePolicy",
-           "Refusal", "negotiate", "asks_for_websocket", "environ_headers",
+           "Refusal", "Negotiated", "Deflate", "negotiate", "asks_for_websocket", "environ_headers",
            "LIMIT_DEFAULTS", "check_limits", "new_websocket", "raw_socket", "accept_raw",
            "shut_down", "code_for_status", "run_websocket_app", "WebSocketEndFilter", "find_routing_app", "routed_view", "is_sock_view",
            "present_mismatch_as_get", "quiet_flask_logger"]
@@ -37,6 +38,16 @@ HeaderList = List[Tuple[str, str]]
 UpgradeRefusal = Tuple[Union[int, str], Sequence[Tuple[str, str]], Union[str, bytes]]
 #: ``on_upgrade(environ)``: None lets the upgrade go on; a refusal is answered.
 OnUpgrade = Callable[[Environ], Optional[UpgradeRefusal]]
+#: permessage-deflate as agreed: the four parameters and this side's settings.
+Deflate = Tuple[Tuple[bool, bool, int, int], PerMessageDeflate]
+
+
+class Negotiated(NamedTuple):
+    """The outcome of an accepted upgrade request."""
+
+    headers: HeaderList             #: the ``101`` response's headers
+    subprotocol: Optional[str]
+    deflate: Optional[Deflate]      #: None: no compression
 
 #: The connection options and their defaults (None: off / no limit).
 LIMIT_DEFAULTS: Mapping[str, Optional[float]] = {
@@ -180,14 +191,18 @@ class HandshakePolicy:
     - ``on_upgrade(environ)``: called for a valid upgrade request, before
       the ``101``; returning ``(status, headers, body)`` refuses it with that
       answer, returning None lets it go on.
+    - ``compression``: permessage-deflate, True / False / a
+      ``PerMessageDeflate``; None leaves it to the other policies (on by
+      default).
     """
 
-    __slots__ = ("origins", "subprotocols", "extra_headers", "on_upgrade")
+    __slots__ = ("origins", "subprotocols", "extra_headers", "on_upgrade", "compression")
 
     def __init__(self, origins: Optional[Iterable[str]] = None,
                  subprotocols: Optional[Sequence[str]] = None,
                  extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
-                 on_upgrade: Optional[OnUpgrade] = None) -> None:
+                 on_upgrade: Optional[OnUpgrade] = None,
+                 compression: Compression = None) -> None:
         allowed: Optional[FrozenSet[str]] = None
         if origins is not None:
             if isinstance(origins, (str, bytes)):
@@ -213,6 +228,8 @@ class HandshakePolicy:
         self.extra_headers: HeaderList = _checked_headers(
             extra_headers or (), "extra_headers", reserved=True)
         self.on_upgrade = on_upgrade
+        resolve(compression)  # TypeError for anything else
+        self.compression = compression
 
     @classmethod
     def of_server(cls, server: object) -> HandshakePolicy:
@@ -221,7 +238,8 @@ class HandshakePolicy:
         return cls(origins=getattr(server, "origins", None),
                    subprotocols=getattr(server, "subprotocols", None) or None,
                    extra_headers=getattr(server, "extra_headers", None),
-                   on_upgrade=getattr(server, "on_upgrade", None))
+                   on_upgrade=getattr(server, "on_upgrade", None),
+                   compression=getattr(server, "compression", None))
 
     def origin_allowed(self, origins: Sequence[str]) -> bool:
         """Whether a request carrying these ``Origin`` values may upgrade."""
@@ -250,15 +268,16 @@ def environ_headers(environ: Environ) -> HeaderList:
 
 def negotiate(environ: Environ, headers: Sequence[Tuple[str, str]],
               policies: Sequence[HandshakePolicy],
-              subprotocols: Optional[Sequence[str]] = None
-              ) -> Tuple[HeaderList, Optional[str]]:
+              subprotocols: Optional[Sequence[str]] = None) -> Negotiated:
     """Validate an upgrade request and apply the options.
 
-    Returns the headers of the ``101`` response and the selected subprotocol.
-    Raises ``Refusal``: 400, 405 or 426 for a broken request (the C engine's
-    checks), 403 for an origin one of ``policies`` does not allow, or what an
-    ``on_upgrade`` hook answered.  ``subprotocols`` defaults to the last
-    policy's that has some.  Exceptions raised by hooks propagate.
+    Returns the headers of the ``101`` response, the selected subprotocol
+    and the permessage-deflate agreement.  Raises ``Refusal``: 400, 405 or
+    426 for a broken request (the C engine's checks; 400 too for a malformed
+    Sec-WebSocket-Extensions), 403 for an origin one of ``policies`` does not
+    allow, or what an ``on_upgrade`` hook answered.  ``subprotocols``
+    defaults to the last policy's that has some, compression to the last
+    policy's that says.  Exceptions raised by hooks propagate.
     """
     if subprotocols is None:
         for policy in policies:
@@ -283,9 +302,33 @@ def negotiate(environ: Environ, headers: Sequence[Tuple[str, str]],
             if result is not None:
                 raise Refusal.from_hook(result)
     response = _core.response_headers(accept, subprotocol)
+    deflate = _negotiate_deflate(headers, policies)
+    if deflate is not None:
+        response.append(("Sec-WebSocket-Extensions", deflate[0]))
     for policy in policies:
         response.extend(policy.extra_headers)
-    return response, subprotocol
+    return Negotiated(response, subprotocol, deflate[1] if deflate else None)
+
+
+def _negotiate_deflate(headers: Sequence[Tuple[str, str]],
+                       policies: Sequence[HandshakePolicy]
+                       ) -> Optional[Tuple[str, Deflate]]:
+    """The Sec-WebSocket-Extensions answer and the agreement, or None."""
+    choice: Compression = True
+    for policy in policies:
+        if policy.compression is not None:
+            choice = policy.compression
+    settings = resolve(choice)
+    if settings is None:
+        return None
+    try:
+        agreed = _core.negotiate_deflate(headers, settings.params())
+    except HandshakeError as exc:
+        raise Refusal.from_handshake_error(exc) from None
+    if agreed is None:
+        return None
+    value, params = agreed
+    return value, (params, settings)
 
 
 # -- connection options ------------------------------------------------------
@@ -308,19 +351,31 @@ def check_limits(options: Mapping[str, Optional[float]]) -> Dict[str, Optional[f
 
 def new_websocket(sock: socket.socket, environ: Environ, subprotocol: Optional[str],
                   limits: Mapping[str, Optional[float]], *, rfile: Any = None,
-                  pending: bytes = b"", close_socket: bool = True) -> WebSocket:
+                  pending: bytes = b"", close_socket: bool = True,
+                  deflate: Optional[Deflate] = None) -> WebSocket:
     """The server-side WebSocket of an accepted upgrade request."""
     def limit(name: str) -> Optional[float]:
         return limits.get(name, LIMIT_DEFAULTS[name])
 
     size = limit("max_message_size")
     return WebSocket(
-        sock, _core.Protocol(server=True, max_message_size=int(size or 0)),
+        sock, new_protocol(True, int(size or 0), deflate),
         rfile=rfile, environ=environ, path=environ.get("PATH_INFO"),
         origin=environ.get("HTTP_ORIGIN"), subprotocol=subprotocol, version="13",
         close_timeout=limit("close_timeout"), ping_interval=limit("ping_interval"),
         ping_timeout=limit("ping_timeout"), idle_timeout=limit("idle_timeout"),
         pending=pending, close_socket=close_socket)
+
+
+def new_protocol(server: bool, max_message_size: int,
+                 deflate: Optional[Deflate]) -> _core.Protocol:
+    """The C engine for one connection, with the agreed compression."""
+    if deflate is None:
+        return _core.Protocol(server=server, max_message_size=max_message_size)
+    params, settings = deflate
+    return _core.Protocol(server=server, max_message_size=max_message_size, deflate=params,
+                          deflate_level=settings.level,
+                          deflate_mem_level=settings.mem_level)
 
 
 # -- the upgrade on a server's raw socket ---------------------------------------
@@ -366,7 +421,7 @@ def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
     ourselves, return the WebSocket.  Raises ``Refusal`` (500 for a valid
     request when the server does not expose its socket) and OSError if the
     client is gone."""
-    headers, subprotocol = negotiate(environ, environ_headers(environ), policies)
+    headers, subprotocol, deflate = negotiate(environ, environ_headers(environ), policies)
     sock = raw_socket(environ)
     if sock is None:
         raise Refusal(500, "WebSocket not supported by this server: it gives the "
@@ -381,7 +436,7 @@ def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
     environ["pyws.upgraded_by"] = "raw"
     # The server closes its socket itself, after its own bookkeeping.
     return new_websocket(sock, environ, subprotocol, limits, pending=pending,
-                         close_socket=False)
+                         close_socket=False, deflate=deflate)
 
 
 def shut_down(sock: socket.socket) -> None:

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from . import _core
 from ._backend import client_modules
+from ._upgrade import new_protocol
+from .compression import Compression, resolve
 from .exceptions import HandshakeError
 from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket
 
@@ -22,7 +24,7 @@ Headers = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
 # Written by the handshake itself; a second copy would make the request invalid.
 _RESERVED_HEADERS = frozenset({
     "host", "upgrade", "connection", "sec-websocket-key",
-    "sec-websocket-version", "sec-websocket-protocol",
+    "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions",
 })
 _MAX_RESPONSE_HEAD = 65536
 _READ_SIZE = 65536
@@ -44,7 +46,8 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
             ping_interval: Optional[float] = None,
             ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-            idle_timeout: Optional[float] = None) -> WebSocket:
+            idle_timeout: Optional[float] = None,
+            compression: Compression = True) -> WebSocket:
     """Open a WebSocket connection to ``url`` and return it.
 
     ``url`` is ``ws://host[:port]/path[?query]`` or ``wss://...``; wss uses
@@ -55,7 +58,9 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     are added to the request, as is ``Origin`` when ``origin`` is given.
     ``max_message_size``: the largest message accepted (0: no limit).
     ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``idle_timeout``:
-    see :class:`pyws.WebSocket`.
+    see :class:`pyws.WebSocket`.  ``compression``: offer permessage-deflate
+    (True: default settings, False: do not, or a ``pyws.PerMessageDeflate``);
+    ``ws.compressed`` tells whether the server accepted it.
 
     ``timeout`` (seconds, None: none) bounds the TCP connect plus the opening
     handshake as a whole; afterwards the socket is blocking again, so use
@@ -83,10 +88,13 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             extra.append((name, value))
     if origin is not None:
         extra.append(("Origin", origin))
+    settings = resolve(compression)
+    if settings is not None:
+        extra.append(("Sec-WebSocket-Extensions", _core.deflate_offer(settings.params())))
     request, key = _core.client_request(target.host_header, target.resource,
                                         subprotocols, extra or None)
-    # Built before connecting so a bad argument does not cost a connection.
-    protocol = _core.Protocol(server=False, max_message_size=max_message_size)
+    if max_message_size < 0:
+        raise ValueError("max_message_size must be >= 0 (0 means no limit)")
 
     deadline = None if timeout is None else time.monotonic() + timeout
     socket_module, ssl_module = client_modules()
@@ -106,13 +114,16 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
                 raise HandshakeError("the server closed the connection during "
                                      "the opening handshake", 0)
             buf += chunk
-            parsed = _core.check_response(buf, key, subprotocols)
+            parsed = _core.check_response(
+                buf, key, subprotocols, settings.params() if settings else None)
             if parsed is not None:
                 break
             if len(buf) > _MAX_RESPONSE_HEAD:
                 raise HandshakeError("the server's response head exceeds "
                                      f"{_MAX_RESPONSE_HEAD} bytes", 0)
-        head_length, selected, _response_headers = parsed
+        head_length, selected, _response_headers, agreed = parsed
+        protocol = new_protocol(False, max_message_size,
+                                (agreed, settings) if agreed and settings else None)
         sock.settimeout(None)
     except BaseException:
         sock.close()

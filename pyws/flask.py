@@ -41,6 +41,7 @@ from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tup
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from .compression import Compression
 from ._upgrade import (Environ, HandshakePolicy, OnUpgrade, Refusal, accept_raw,
                        asks_for_websocket, check_limits, is_sock_view, raw_socket,
                        routed_view, run_websocket_app, shut_down)
@@ -71,6 +72,9 @@ class Sock:
     - ``extra_headers``: (name, value) pairs added to the ``101``.
     - ``on_upgrade(environ)``: called before the ``101``, inside the
       request's Flask context; return ``(status, headers, body)`` to refuse.
+    - ``compression``: permessage-deflate, True / False / a
+      ``pyws.PerMessageDeflate``; None (default) follows the server's
+      setting under a gevent server, and is on elsewhere.
 
     Connection options, keywords: ``max_message_size``, ``close_timeout``,
     ``ping_interval``, ``ping_timeout``, ``idle_timeout`` (as on
@@ -84,10 +88,12 @@ class Sock:
                  subprotocols: Optional[Sequence[str]] = None,
                  extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
                  on_upgrade: Optional[OnUpgrade] = None,
+                 compression: Compression = None,
                  **options: Optional[float]) -> None:
         #: The handshake options of this extension's routes.
         self.policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
-                                      extra_headers=extra_headers, on_upgrade=on_upgrade)
+                                      extra_headers=extra_headers, on_upgrade=on_upgrade,
+                                      compression=compression)
         #: The connection options given (the others: the server's or defaults).
         self.options: Dict[str, Optional[float]] = check_limits(options)
         #: The first app this extension was initialised with.

@@ -17,7 +17,8 @@ increasing order of precedence:
    ``PYWS_MAX_MESSAGE_SIZE``, ``PYWS_CLOSE_TIMEOUT``, ``PYWS_PING_INTERVAL``,
    ``PYWS_PING_TIMEOUT``, ``PYWS_IDLE_TIMEOUT``, ``PYWS_HANDSHAKE_TIMEOUT``,
    ``PYWS_MAX_REQUEST_SIZE`` (numbers, ``none`` to turn one off),
-   ``PYWS_SUBPROTOCOLS`` and ``PYWS_ORIGINS`` (comma-separated).
+   ``PYWS_SUBPROTOCOLS`` and ``PYWS_ORIGINS`` (comma-separated),
+   ``PYWS_COMPRESSION`` (``1``/``0``: permessage-deflate on or off).
 
 ``extra_headers`` and ``on_upgrade`` come from the first two only.  When a
 worker stops (SIGTERM, SIGINT, SIGQUIT, a reload), its WebSockets are closed
@@ -58,7 +59,10 @@ _OTHERS = ("extra_headers", "on_upgrade")
 _DEFAULTS: Dict[str, Any] = dict(LIMIT_DEFAULTS, handshake_timeout=DEFAULT_HANDSHAKE_TIMEOUT,
                                  max_request_size=DEFAULT_MAX_REQUEST_SIZE,
                                  subprotocols=None, origins=None, extra_headers=None,
-                                 on_upgrade=None)
+                                 on_upgrade=None, compression=True)
+
+_SWITCHES = {"1": True, "on": True, "true": True, "yes": True,
+             "0": False, "off": False, "false": False, "no": False}
 
 #: The WebSockets open in this worker process.
 _open_sockets: "weakref.WeakSet[WebSocket]" = weakref.WeakSet()
@@ -83,6 +87,12 @@ def server_options(base: Optional[Mapping[str, Any]] = None,
             options[name] = convert(raw)
         except ValueError:
             raise ValueError(f"PYWS_{name.upper()}={raw!r}: not a number") from None
+    raw_switch = (environ or {}).get("PYWS_COMPRESSION")
+    if raw_switch is not None:
+        switch = raw_switch.strip().lower()
+        if switch not in _SWITCHES:
+            raise ValueError(f"PYWS_COMPRESSION={raw_switch!r}: not 1/0, on/off, true/false")
+        options["compression"] = _SWITCHES[switch]
     for name in _LISTS:
         raw = (environ or {}).get(f"PYWS_{name.upper()}")
         if raw is not None:
@@ -98,7 +108,8 @@ def server_options(base: Optional[Mapping[str, Any]] = None,
                        max_request_size=options.get("max_request_size"))
     HandshakePolicy(origins=options.get("origins"), subprotocols=options.get("subprotocols"),
                     extra_headers=options.get("extra_headers"),
-                    on_upgrade=options.get("on_upgrade"))
+                    on_upgrade=options.get("on_upgrade"),
+                    compression=options.get("compression"))
     return options
 
 

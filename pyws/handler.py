@@ -16,7 +16,8 @@ from typing import Any, List, Mapping, Optional, Tuple, cast
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
-from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, HeaderList, Refusal,
+from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, HeaderList, Negotiated,
+                       Refusal,
                        asks_for_websocket, find_routing_app, is_sock_view, negotiate,
                        new_websocket, prepare_routing_app, routed_view,
                        run_websocket_app)
@@ -165,7 +166,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
             return
         policy = HandshakePolicy.of_server(self.server)
         try:
-            response_headers, subprotocol = negotiate(
+            negotiated = negotiate(
                 environ, _request_headers(self.headers, environ), [policy],
                 _app_subprotocols(application, environ, policy))
         except Refusal as refusal:
@@ -176,7 +177,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                              environ.get("PATH_INFO"))
             self._reject(Refusal(500, "WebSocket handshake failed: server error\n"))
             return
-        ws = self._switch_protocols(response_headers, subprotocol, {})
+        ws = self._switch_protocols(negotiated, {})
         try:
             run_websocket_app(application, environ, ws)
         finally:
@@ -195,10 +196,10 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                    limits: Mapping[str, Optional[float]]) -> WebSocket:
             if accepted:
                 raise RuntimeError("this request was upgraded already")
-            response_headers, subprotocol = negotiate(
+            negotiated = negotiate(
                 environ, _request_headers(self.headers, environ),
                 [server_policy, policy])
-            ws = self._switch_protocols(response_headers, subprotocol, limits)
+            ws = self._switch_protocols(negotiated, limits)
             accepted.append(ws)
             return ws
 
@@ -237,8 +238,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         self.start_response(refusal.status_line, refusal.response_headers())
         self.write(refusal.body)
 
-    def _switch_protocols(self, response_headers: HeaderList,
-                          subprotocol: Optional[str],
+    def _switch_protocols(self, negotiated: Negotiated,
                           limits: Mapping[str, Optional[float]]) -> WebSocket:
         """Send the 101 response now, through pywsgi's own ``start_response``
         and ``write`` so that its state says headers are sent and it writes
@@ -248,12 +248,13 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         environ = cast(Environ, self.environ)
         server = self.server
         self.close_connection = True
-        self.start_response("101 Switching Protocols", response_headers)
+        self.start_response("101 Switching Protocols", negotiated.headers)
         self.write(b"")
         options = {name: getattr(server, name, default)
                    for name, default in LIMIT_DEFAULTS.items()}
         options.update(limits)
-        ws = new_websocket(self.socket, environ, subprotocol, options, rfile=self.rfile)
+        ws = new_websocket(self.socket, environ, negotiated.subprotocol, options,
+                           rfile=self.rfile, deflate=negotiated.deflate)
         environ["pyws.upgraded_by"] = "handler"
         self.websocket = ws
         environ["wsgi.websocket"] = ws

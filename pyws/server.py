@@ -7,6 +7,7 @@ from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-igno
 
 from . import _core
 from ._upgrade import HandshakePolicy, OnUpgrade
+from .compression import Compression
 from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
 from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, check_non_negative
 
@@ -29,6 +30,9 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
     - ``on_upgrade(environ)``: called for each valid upgrade request before
       the ``101``; returning ``(status, headers, body)`` refuses it with that
       answer (e.g. ``(401, [], "log in first")``), None accepts it.
+    - ``compression``: permessage-deflate (RFC 7692) when the client offers
+      it: True (default settings), False (never), or a
+      ``pyws.PerMessageDeflate``.
     - ``handshake_timeout``: seconds a client has to send its request head
       (408 and the connection dropped after that; None: no limit).
     - ``max_request_size``: largest request head (request line and
@@ -49,6 +53,7 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
                  origins: Optional[Iterable[str]] = None,
                  extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
                  on_upgrade: Optional[OnUpgrade] = None,
+                 compression: Compression = True,
                  handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
                  max_request_size: Optional[int] = DEFAULT_MAX_REQUEST_SIZE,
                  close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
@@ -67,13 +72,15 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
             origins = list(origins)
         # Validates them all (TypeError, ValueError) before anything starts.
         policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
-                                 extra_headers=extra_headers, on_upgrade=on_upgrade)
+                                 extra_headers=extra_headers, on_upgrade=on_upgrade,
+                                 compression=compression)
         super().__init__(listener, application, *args, **kwargs)
         self.max_message_size = max_message_size
         self.subprotocols = policy.subprotocols
         self.origins = origins
         self.extra_headers = policy.extra_headers
         self.on_upgrade = on_upgrade
+        self.compression = compression
         self.handshake_timeout = handshake_timeout
         self.max_request_size = max_request_size
         self.close_timeout = close_timeout

@@ -184,6 +184,12 @@ class WebSocket:
         return self._proto.is_server
 
     @property
+    def compressed(self) -> bool:
+        """True when permessage-deflate was negotiated: messages are
+        compressed on the wire (except broadcast frames, sent as encoded)."""
+        return self._proto.deflate
+
+    @property
     def socket(self) -> socket.socket:
         """The underlying socket (for select() and the like; reading or
         writing it directly would corrupt the stream)."""

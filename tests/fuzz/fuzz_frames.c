@@ -1,8 +1,10 @@
 /*
  * libFuzzer target: the frame parser and message layer (pyws_conn).
  *
- * The first input byte picks the role, the maximum message size and how the
- * rest is split into pyws_conn_recv calls; the rest is the peer's bytes.
+ * The first input byte picks the role, the maximum message size, how the
+ * rest is split into pyws_conn_recv calls and whether permessage-deflate is
+ * on (then a message's limit applies once decompressed); the rest is the
+ * peer's bytes.
  * Besides the sanitizers' checks, it asserts what the engine promises:
  * text events are valid UTF-8, no message exceeds the limit, nothing is
  * accepted after a FAIL or CLOSE event, and control payloads fit 125 bytes.
@@ -20,14 +22,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const uint64_t limits[4] = {0, 16, 1000, 1u << 20};
-  pyws_conn_options opts;
+  /* Different windows each way, so each role inflates with a small one. */
+  static const pyws_pmd_params deflate = {0, 0, 15, 9};
+  pyws_conn_options opts = {0};
   pyws_conn *conn;
   size_t chunk, off = 1;
   int ended = 0;
   if (size < 1) return 0;
   opts.server = data[0] & 1;
   opts.max_message_size = limits[(data[0] >> 1) & 3];
-  chunk = (size_t)(data[0] >> 3) + 1; /* 1..32 bytes per call */
+  chunk = (size_t)((data[0] >> 3) & 15) + 1; /* 1..16 bytes per call */
+  if (data[0] & 0x80) {
+    opts.deflate = &deflate;
+    opts.deflate_level = 1;
+    opts.deflate_mem_level = 8;
+  }
   if (pyws_conn_new(&conn, &opts) != 0) return 0;
   while (off < size) {
     size_t n = size - off < chunk ? size - off : chunk;

@@ -167,7 +167,7 @@ def test_negotiate_applies_every_policy_in_order():
     first = HandshakePolicy(subprotocols=["a"], extra_headers=[("X-First", "1")],
                             on_upgrade=hook("first"))
     second = HandshakePolicy(extra_headers=[("X-Second", "2")], on_upgrade=hook("second"))
-    headers, selected = negotiate(ENVIRON, REQUEST + [("Sec-WebSocket-Protocol", "b, a")],
+    headers, selected, _ = negotiate(ENVIRON, REQUEST + [("Sec-WebSocket-Protocol", "b, a")],
                                   [first, second])
     assert selected == "a"
     assert calls == ["first", "second"]

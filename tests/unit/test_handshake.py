@@ -275,7 +275,8 @@ def test_check_response_accepts_valid_101():
     head = response(RFC_ACCEPT)
     result = _core.check_response(head, RFC_KEY)
     assert result is not None
-    head_length, protocol, headers = result
+    head_length, protocol, headers, deflate = result
+    assert deflate is None
     assert head_length == len(head)
     assert protocol is None
     assert header_value(headers, "Sec-WebSocket-Accept") == RFC_ACCEPT
@@ -285,7 +286,7 @@ def test_check_response_accepts_valid_101():
 def test_check_response_reports_head_length_before_leftover_frame_bytes():
     head = response(RFC_ACCEPT)
     data = head + b"\x81\x05Hello"
-    head_length, _, _ = _core.check_response(data, RFC_KEY)
+    head_length, _, _, _ = _core.check_response(data, RFC_KEY)
     assert head_length == len(head)
     assert data[head_length:] == b"\x81\x05Hello"
 
