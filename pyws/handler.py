@@ -16,8 +16,7 @@ from typing import Any, List, Mapping, Optional, Tuple, cast
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
-from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, HeaderList, Negotiated,
-                       Refusal,
+from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Refusal,
                        asks_for_websocket, find_routing_app, is_sock_view, negotiate,
                        new_websocket, prepare_routing_app, routed_view,
                        run_websocket_app)

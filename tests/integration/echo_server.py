@@ -10,7 +10,7 @@ Prints the port it listens on (one line on stdout), then serves until killed.
                      (route declared websocket=True)
 
 WSGI routes: '/' HTML page; '/ws' echo; '/info' first sends a JSON object
-describing the server-side WebSocket, then echoes; '/close' echoes the first
+describing the server-side WebSocket (compression included), then echoes; '/close' echoes the first
 message twice then closes with 4000 "bye"; '/concurrent?greenlets=N&count=M'
 sends N*M messages from N greenlets at once, then closes with 1000.  A
 request to a WebSocket route without ``wsgi.websocket`` gets
@@ -76,6 +76,7 @@ def wsgi_app(environ, start_response):
             "protocol": ws.protocol,
             "query": environ.get("QUERY_STRING", ""),
             "closed": ws.closed,
+            "compressed": ws.compressed,
         }))
         echo(ws)
     elif path == "/close":
@@ -130,7 +131,7 @@ def main() -> None:
     p.add_argument("--max-message-size", type=int, default=None)
     p.add_argument("--subprotocols", default=None, help="comma-separated")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="another WebSocketServer keyword (a number or None)")
+                   help="another WebSocketServer keyword (a number, None, True or False)")
     args = p.parse_args()
 
     app = wsgi_app if args.app == "wsgi" else flask_app()
@@ -145,7 +146,8 @@ def main() -> None:
             kw["subprotocols"] = args.subprotocols.split(",")
         for option in args.option:
             name, _, value = option.partition("=")
-            kw[name] = (None if value == "None" else
+            kw[name] = ({"None": None, "True": True, "False": False}[value]
+                        if value in ("None", "True", "False") else
                         float(value) if "." in value else int(value))
         server = pyws.WebSocketServer(("127.0.0.1", 0), app, **kw)
     server.start()

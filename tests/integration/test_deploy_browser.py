@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.browser.conftest import _browser_available, new_page  # noqa: F401 (fixtures)
+from tests.counting_proxy import CountingProxy
 from tests.deploy_support import start_deploy
 
 TIMEOUT = 15
@@ -46,3 +47,42 @@ def test_chromium_is_refused_by_an_origin_allow_list(werkzeug_server, new_page):
     assert page_state(driver, "closed 1006") == ""
     assert re.search(r'GET /guarded HTTP/1\.1(\x1b\[0m)?" 403 ',
                      werkzeug_server.log_since_mark())
+
+
+COMPRESSION_SCRIPT = """
+const [url, done] = arguments;
+const text = "Chromium compresses this text. ".repeat(20000);
+const ws = new WebSocket(url);
+ws.onopen = () => ws.send(text);
+ws.onmessage = (event) => {
+  done({extensions: ws.extensions, same: event.data === text, length: event.data.length});
+  ws.close(1000);
+};
+ws.onerror = () => done({error: true});
+"""
+
+
+@pytest.fixture(scope="module")
+def gevent_server(tmp_path_factory):
+    proc = start_deploy("gevent", tmp_path_factory.mktemp("deploy-browser-gevent"))
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("server", ["werkzeug_server", "gevent_server"])
+def test_chromium_negotiates_permessage_deflate_and_both_ways_compress(
+        server, request, new_page):  # noqa: F811
+    """The browser offers permessage-deflate, pyws accepts it, and a 620 KB
+    message goes there and back in a few KiB each way (counted by a proxy
+    between the page and the server)."""
+    proc = request.getfixturevalue(server)
+    driver = new_page()
+    driver.get(proc.http_url("/"))
+    with CountingProxy(proc.port) as proxy:
+        result = driver.execute_async_script(COMPRESSION_SCRIPT,
+                                             f"ws://127.0.0.1:{proxy.port}/ws")
+        assert result.get("same") is True, (result, driver.get_log("browser"))
+        assert result["length"] == 620000
+        assert result["extensions"].startswith("permessage-deflate"), result
+        assert proxy.upstream < 32 << 10, proxy.upstream
+        assert proxy.downstream < 32 << 10, proxy.downstream
