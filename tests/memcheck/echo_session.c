@@ -8,6 +8,8 @@
  * across all three length encodings), pings, and a message split into
  * one-byte writes; the server echoes each; then the closing handshake.  It
  * exits non-zero if any echo differs, so memcheck runs a real session.
+ * The session runs twice: plain, then with permessage-deflate on both
+ * sides (zlib's streams are then created, used and freed too).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,9 +56,24 @@ static pyws_event *next_event(pyws_conn *c, int fd) {
   return ev;
 }
 
+static const pyws_pmd_params deflate_params = {0, 1, 12, 11};
+
+static pyws_conn_options options(int server, int deflate) {
+  pyws_conn_options o;
+  memset(&o, 0, sizeof(o));
+  o.server = server;
+  o.max_message_size = 1 << 20;
+  if (deflate) {
+    o.deflate = &deflate_params;
+    o.deflate_level = 6;
+    o.deflate_mem_level = 5;
+  }
+  return o;
+}
+
 /* The child: echo until the closing handshake is done. */
-static int run_server(int fd) {
-  pyws_conn_options so = {1, 1 << 20};
+static int run_server(int fd, int deflate) {
+  pyws_conn_options so = options(1, deflate);
   pyws_conn *server;
   pyws_event *ev;
   if (pyws_conn_new(&server, &so) != 0) FAIL("new\n");
@@ -88,14 +105,21 @@ static int run_server(int fd) {
     pyws_conn_recv(bad, (const uint8_t *)"\x81\x05Hello\x81\x05Hello", 14);
     pyws_conn_free(bad);
   }
+  /* So must one that failed inside a compressed message. */
+  if (deflate) {
+    pyws_conn *bad;
+    if (pyws_conn_new(&bad, &so) != 0) FAIL("new\n");
+    pyws_conn_recv(bad, (const uint8_t *)"\x41\x81\0\0\0\0\xf2\x80\x81\0\0\0\0\xff", 14);
+    pyws_conn_free(bad);
+  }
   pyws_conn_free(server);
   close(fd);
   return 0;
 }
 
-int main(void) {
+static int run_session(int deflate) {
   static const size_t sizes[] = {0, 1, 125, 126, 127, 1000, 65535, 65536, 300000};
-  pyws_conn_options co = {0, 1 << 20};
+  pyws_conn_options co = options(0, deflate);
   pyws_conn *client;
   uint8_t *payload;
   int fds[2], status;
@@ -106,7 +130,7 @@ int main(void) {
   if (child < 0) FAIL("fork\n");
   if (child == 0) {
     close(fds[0]);
-    return run_server(fds[1]);
+    exit(run_server(fds[1], deflate));
   }
   close(fds[1]);
   payload = malloc(300000);
@@ -149,6 +173,13 @@ int main(void) {
   if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     FAIL("the server process failed\n");
   }
-  puts("echo session: ok");
+  printf("echo session%s: ok\n", deflate ? " with permessage-deflate" : "");
+  fflush(stdout); /* before the next fork copies the buffer */
+  return 0;
+}
+
+int main(void) {
+  run_session(0);
+  run_session(1);
   return 0;
 }
