@@ -114,7 +114,7 @@ def test_server_websocket_exposes_path_origin_and_protocol(echo_server):
     try:
         info = json.loads(c.recv())
         assert info == {"path": "/info", "origin": "http://example.com", "protocol": None,
-                        "query": "x=1", "closed": False}
+                        "query": "x=1", "closed": False, "compressed": False}
         c.send("still echoing")
         assert c.recv() == "still echoing"
     finally:
