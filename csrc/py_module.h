@@ -50,5 +50,6 @@ PyObject *pyws_py_headers_to_list(const pyws_http_header *h, size_t n);
 int pyws_py_protocol_init(PyObject *module, pyws_state *st);
 int pyws_py_handshake_init(PyObject *module);
 int pyws_py_frame_init(PyObject *module);
+int pyws_py_fanout_init(PyObject *module);
 
 #endif
