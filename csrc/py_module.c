@@ -181,6 +181,7 @@ static int core_exec(PyObject *module) {
   if (pyws_py_handshake_init(module) != 0) return -1;
   if (pyws_py_frame_init(module) != 0) return -1;
   if (pyws_py_pmd_init(module) != 0) return -1;
+  if (pyws_py_fanout_init(module) != 0) return -1;
   if (PyModule_AddIntConstant(module, "TEXT", PYWS_EVENT_TEXT) != 0 ||
       PyModule_AddIntConstant(module, "BINARY", PYWS_EVENT_BINARY) != 0 ||
       PyModule_AddIntConstant(module, "PING", PYWS_EVENT_PING) != 0 ||

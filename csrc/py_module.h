@@ -57,5 +57,6 @@ int pyws_py_protocol_init(PyObject *module, pyws_state *st);
 int pyws_py_handshake_init(PyObject *module);
 int pyws_py_frame_init(PyObject *module);
 int pyws_py_pmd_init(PyObject *module);
+int pyws_py_fanout_init(PyObject *module);
 
 #endif

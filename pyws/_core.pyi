@@ -7,7 +7,7 @@ the opening handshake are all done in C (on wslay).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -176,6 +176,11 @@ def parse_request(data: Buffer, max_size: int = 65536
 # Frames encoded once, for broadcast.
 def encode_frame(opcode: int, data: Union[str, Buffer], mask: bool = False) -> bytes:
     """One complete final frame (FIN set) with the given opcode."""
+
+def fanout(frame: Buffer, fds: Sequence[int]) -> List[Tuple[int, int]]:
+    """Write ``frame`` to every descriptor with non-blocking sends; for each
+    that did not take all of it: (its index, the bytes it took, or -errno
+    if its first send failed)."""
 
 # Building blocks, exposed for tests and vectors.
 def sha1(data: Buffer) -> bytes: ...

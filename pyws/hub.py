@@ -8,6 +8,14 @@ broadcast or the other members: when its queue is full, the overflow policy
 applies (``"disconnect"``: close it with 1008; ``"drop"``: lose that message
 for it).  A member whose connection ends leaves all its rooms by itself.
 
+Under gevent, members with nothing queued skip the queue: the broadcasts
+made to them before the broadcasting greenlet yields (same room, same
+exclusions) are written together, once it does, by the C core with one
+non-blocking send per member (``_core.fanout``); only what a socket does
+not take (all of it, or the end of a frame) goes to that member's writer.
+Each member still gets its frames in order, and never interleaved with
+another sender's.
+
 With a ``bus`` (see :class:`pyws.redis_bus.RedisBus`), broadcasts also go to
 the hubs of other processes or hosts sharing the bus, and theirs come here.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple, Union
@@ -24,12 +33,19 @@ from ._backend import new_event, new_queue, spawn
 from .exceptions import ConnectionClosed
 from .websocket import DEFAULT_CLOSE_TIMEOUT, WebSocket
 
+_OPEN = _core.OPEN
+
 __all__ = ["Hub", "Bus", "DEFAULT_QUEUE_SIZE"]
 
 logger = logging.getLogger("pyws.hub")
 
 #: Frames a member may have waiting before the overflow policy applies.
 DEFAULT_QUEUE_SIZE = 256
+
+# A batch of broadcasts is written at once when it reaches this many frames
+# or bytes, even if the broadcasting greenlet has not yielded yet.
+_BATCH_FRAMES = 64
+_BATCH_BYTES = 64 << 10
 
 _OVERFLOW_POLICIES = ("disconnect", "drop")
 
@@ -51,15 +67,63 @@ class Bus(Protocol):
 
 
 class _Member:
-    """One WebSocket's place in the hub: its queue, writer and rooms."""
+    """One WebSocket's place in the hub: its queue, writer and rooms.
 
-    __slots__ = ("ws", "queue", "rooms", "dropped")
+    ``owner``: the thread whose greenlets may write to the socket directly
+    (see ``_direct_ok``), 0 if none may; ``writing``: the writer holds a
+    frame it took from the queue; ``sock``, ``lock`` and ``proto`` are the
+    WebSocket's, at hand for the fan-out's checks; ``fileno()`` gives the
+    socket's descriptor, -1 once it is closed."""
 
-    def __init__(self, ws: WebSocket, queue: Any) -> None:
+    __slots__ = ("ws", "queue", "rooms", "dropped", "owner", "writing", "sock", "lock",
+                 "proto", "fileno")
+
+    def __init__(self, ws: WebSocket, queue: Any, owner: int) -> None:
         self.ws = ws
         self.queue = queue
         self.rooms: Set[str] = set()
         self.dropped = 0
+        self.owner = owner
+        self.writing = False
+        self.sock = ws.socket
+        self.lock = ws._lock
+        self.proto = ws._proto
+        # gevent's fileno() is Python code; that of the socket it wraps is
+        # not, and reads -1 as well once the socket is closed.
+        self.fileno: Callable[[], int] = (getattr(self.sock, "_sock", self.sock).fileno
+                                          if owner else self.sock.fileno)
+
+
+class _Batch:
+    """Broadcasts made one after the other to the same members, written when
+    the broadcasting greenlet yields (see Hub._deliver).  ``direct``: the
+    members that were idle at the first, whose frames wait here; ``queued``:
+    the others, who had each frame queued at once.  ``epoch``: the hub's
+    membership epoch then (a join or leave ends the batch)."""
+
+    __slots__ = ("room", "skip", "epoch", "owner", "direct", "queued", "frames", "size")
+
+    def __init__(self, room: str, skip: Set[int], epoch: int, owner: int,
+                 direct: List[_Member], queued: List[_Member], frame: bytes) -> None:
+        self.room = room
+        self.skip = skip
+        self.epoch = epoch
+        self.owner = owner
+        self.direct = direct
+        self.queued = queued
+        self.frames = [frame]
+        self.size = len(frame)
+
+
+class _Rest:
+    """The end of a frame whose start the fan-out wrote: the member's
+    WebSocket lock was taken for its writer, so that nothing comes between
+    the two parts; the writer releases it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
 
 
 class Hub:
@@ -89,6 +153,8 @@ class Hub:
         self._lock = threading.RLock()  # short critical sections, no I/O inside
         self._rooms: Dict[str, Dict[int, _Member]] = {}
         self._members: Dict[int, _Member] = {}
+        self._epoch = 0  # changes whenever a room gains or loses a member
+        self._batch: Optional[_Batch] = None
         self._bus = bus
         if bus is not None:
             bus.start(self._deliver_remote)
@@ -103,6 +169,7 @@ class Hub:
                 return  # the socket was already closed: it left at once
             member.rooms.add(room)
             self._rooms.setdefault(room, {})[id(ws)] = member
+            self._epoch += 1
 
     def _member(self, ws: WebSocket) -> _Member:
         """The member for ``ws``, created (with its writer) on first use.  It
@@ -115,7 +182,8 @@ class Hub:
             raise ValueError("only server-side WebSockets can be hub members: "
                              "a broadcast frame is encoded once, unmasked")
         # One extra slot so that the stop marker always fits.
-        member = _Member(ws, new_queue(ws.socket, self.queue_size + 1))
+        member = _Member(ws, new_queue(ws.socket, self.queue_size + 1),
+                         threading.get_native_id() if _direct_ok(ws.socket) else 0)
         self._members[id(ws)] = member
         spawn(ws.socket, self._writer, member, name="pyws-hub-writer")
         ws.add_close_callback(self._remove)
@@ -147,6 +215,7 @@ class Hub:
                 self._retire(member)
 
     def _forget_in_room(self, ws: WebSocket, room: str) -> None:
+        self._epoch += 1
         members = self._rooms.get(room)
         if members is not None:
             members.pop(id(ws), None)
@@ -199,16 +268,15 @@ class Hub:
         opcode, payload = _encode(message)
         frame = _core.encode_frame(opcode, payload)
         with self._lock:
+            full = self._flush_own_batch()  # broadcasts before it go first
             member = self._member(ws)
             if self._members.get(id(ws)) is not member:
-                return False  # the socket is closed
-            if _put_nowait(member.queue, frame):
-                return True
-            if self.overflow == "drop":
-                member.dropped += 1
-                return False
-        self._disconnect(member)
-        return False
+                queued = False  # the socket is closed
+            else:
+                queued = self._queue(member, frame, full)
+        for m in full:
+            self._disconnect(m)
+        return queued
 
     def _deliver(self, room: str, opcode: int, payload: bytes,
                  exclude: Union[WebSocket, Iterable[WebSocket], None]) -> int:
@@ -221,25 +289,127 @@ class Hub:
         else:
             skip = {id(ws) for ws in exclude}
         frame = _core.encode_frame(opcode, payload)  # once, for everyone
-        count = 0
+        owner = threading.get_native_id() if "gevent" in sys.modules else 0
         full: List[_Member] = []
-        # Queue under the lock: put_nowait never blocks, and it makes the
-        # size check and the put one step (two threads broadcasting at once
-        # could otherwise both take the spare slot kept for the stop marker),
-        # and concurrent broadcasts reach every member in the same order.
+        # Under the lock: nothing here blocks, the size check and the put
+        # are one step (two threads broadcasting at once could otherwise
+        # both take the spare slot kept for the stop marker), and concurrent
+        # broadcasts reach every member in the same order.
         with self._lock:
-            for member in self._rooms.get(room, {}).values():
-                if id(member.ws) in skip:
-                    continue
-                if _put_nowait(member.queue, frame):
-                    count += 1
-                elif self.overflow == "drop":
-                    member.dropped += 1
-                else:
-                    full.append(member)
+            count = self._add_to_batch(room, skip, owner, frame, full)
+            if count is None:
+                full += self._flush_own_batch()
+                count = self._start(room, skip, owner, frame, full)
         for member in full:
             self._disconnect(member)
         return count
+
+    def _add_to_batch(self, room: str, skip: Set[int], owner: int, frame: bytes,
+                      full: List[_Member]) -> Optional[int]:
+        """Add the broadcast to the pending batch if it goes to the same
+        members; how many members get it, or None if it cannot join."""
+        batch = self._batch
+        if (batch is None or batch.owner != owner or batch.room != room
+                or batch.epoch != self._epoch or batch.skip != skip
+                or len(batch.frames) >= _BATCH_FRAMES
+                or batch.size + len(frame) > _BATCH_BYTES):
+            return None
+        batch.frames.append(frame)
+        batch.size += len(frame)
+        count = len(batch.direct)
+        for member in batch.queued:
+            count += self._queue(member, frame, full)
+        return count
+
+    def _start(self, room: str, skip: Set[int], owner: int, frame: bytes,
+               full: List[_Member]) -> int:
+        """Queue the broadcast for the members that have frames waiting, and
+        start a batch with it for the idle ones; how many members get it."""
+        direct: List[_Member] = []
+        queued: List[_Member] = []
+        count = 0
+        for member in self._rooms.get(room, {}).values():
+            if skip and id(member.ws) in skip:
+                continue
+            if owner and member.owner == owner and _idle(member):
+                direct.append(member)
+            else:
+                queued.append(member)
+                count += self._queue(member, frame, full)
+        if direct:
+            batch = _Batch(room, skip, self._epoch, owner, direct, queued, frame)
+            if self._batch is None:
+                self._batch = batch
+                spawn(direct[0].sock, self._flush_later, name="pyws-hub-flush")
+            else:  # another thread's batch is pending: this one goes out now
+                self._write_batch(batch, full)
+        return count + len(direct)
+
+    def _flush_later(self) -> None:
+        """Write the pending batch: run once the broadcasting greenlet yields."""
+        with self._lock:
+            full = self._flush_own_batch()
+        for member in full:
+            self._disconnect(member)
+
+    def _flush_own_batch(self) -> List[_Member]:
+        """Write the pending batch now if this thread made it (another
+        thread leaves it to the greenlet that will flush it).  Returns the
+        members whose queue overflowed under the "disconnect" policy."""
+        full: List[_Member] = []
+        batch = self._batch
+        if batch is not None and batch.owner == threading.get_native_id():
+            self._batch = None
+            self._write_batch(batch, full)
+        return full
+
+    def _write_batch(self, batch: _Batch, full: List[_Member]) -> None:
+        """Write the frames of ``batch`` to its idle members with one send
+        each; queue what they do not take, and the frames of the others."""
+        frames = batch.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        targets: List[_Member] = []
+        fds: List[int] = []
+        for member in batch.direct:
+            # Idle at the first broadcast, but other greenlets may have run
+            # since: whoever is no longer idle gets the frames queued.
+            fd = member.fileno() if _idle(member) else -1
+            if fd >= 0:
+                targets.append(member)
+                fds.append(fd)
+            else:
+                self._queue_rest(member, frames, 0, full)
+        for index, written in _core.fanout(data, fds):
+            self._queue_rest(targets[index], frames, max(written, 0), full)
+
+    def _queue_rest(self, member: _Member, frames: List[bytes], written: int,
+                    full: List[_Member]) -> None:
+        """Queue what ``member`` did not take of ``frames`` (``written``
+        bytes went out).  A socket error is left to the writer, which meets
+        it again when it sends the rest and handles it as ever."""
+        for frame in frames:
+            if written >= len(frame):
+                written -= len(frame)
+            elif written:
+                # The end of a frame already started must go out before
+                # anything else: the socket's lock (free: the member was idle)
+                # is taken now for the writer, which releases it.
+                member.lock.acquire()
+                _put_nowait(member.queue, _Rest(memoryview(frame)[written:]))
+                written = 0
+            else:
+                self._queue(member, frame, full)
+
+    def _queue(self, member: _Member, frame: bytes, full: List[_Member]) -> bool:
+        """Put ``frame`` in the member's queue, or apply the overflow policy
+        (under "disconnect", the member is added to ``full``)."""
+        if _put_nowait(member.queue, frame):
+            return True
+        if self.overflow == "drop":
+            member.dropped += 1
+        elif member not in full:
+            full.append(member)
+        return False
 
     def _deliver_remote(self, origin: str, room: str, opcode: int, payload: bytes) -> None:
         if origin != self.id:
@@ -268,19 +438,27 @@ class Hub:
             frame = queue.get()
             if frame is None:
                 return
+            member.writing = True
             try:
-                ws.send_encoded(frame)
+                if type(frame) is _Rest:
+                    ws._finish_frame(frame.data)
+                else:
+                    ws.send_encoded(frame)
             except (ConnectionClosed, OSError):
                 self._remove(ws)
                 return
+            member.writing = False
 
     def close(self) -> None:
         """Stop the bus and every writer; members stay connected."""
         if self._bus is not None:
             self._bus.close()
         with self._lock:
+            full = self._flush_own_batch()
             for member in list(self._members.values()):
                 self._remove(member.ws)
+        for member in full:
+            self._disconnect(member)
 
 
 def _encode(message: Union[str, bytes]) -> Tuple[int, bytes]:
@@ -317,16 +495,46 @@ def _disconnect_slow(ws: WebSocket) -> None:
         pass
 
 
+def _idle(member: _Member) -> bool:
+    """May frames go to the member's socket directly?  Only if its writer
+    is idle with nothing queued (queued frames go first, and so does one the
+    writer holds while it waits for the lock), nobody else is writing (or
+    stuck half-way through a frame) on the socket, and it is open.  Checked
+    by a greenlet of the socket's own thread, so that nothing changes
+    between this check and the write, which never yields."""
+    return (not member.writing and not member.queue.qsize()
+            and not member.lock.locked() and member.proto.state == _OPEN)
+
+
+def _direct_ok(sock: object) -> bool:
+    """May the fan-out write to ``sock`` directly?  Only a plain gevent
+    socket (TLS has its own framing; with threads, another thread could
+    close the descriptor between the checks and the write)."""
+    if "gevent" not in sys.modules:
+        return False
+    import gevent.socket  # type: ignore[import-untyped, unused-ignore]
+
+    return type(sock) is gevent.socket.socket
+
+
 def _discard_all(queue: Any) -> None:
-    """Empty ``queue`` without waiting."""
+    """Empty ``queue`` without waiting, but for the end of a frame already
+    started on the wire: it must still go out, before anything else."""
+    rest = None
+    first = True
     while True:
         try:
-            queue.get_nowait()
+            item = queue.get_nowait()
         except Exception:  # queue.Empty / gevent.queue.Empty
-            return
+            break
+        if first and type(item) is _Rest:
+            rest = item
+        first = False
+    if rest is not None:
+        queue.put_nowait(rest)
 
 
-def _put_nowait(queue: Any, item: Optional[bytes]) -> bool:
+def _put_nowait(queue: Any, item: Union[bytes, _Rest, None]) -> bool:
     """Queue ``item``; False if the queue is full.  The stop marker (None)
     may take the spare slot; frames may not."""
     if item is not None and queue.qsize() >= queue.maxsize - 1:

@@ -405,6 +405,25 @@ class WebSocket:
                              "client frames must be masked one by one")
         self._write(None, frame)
 
+    def _finish_frame(self, rest: Union[bytes, memoryview]) -> None:
+        """Write ``rest``, the end of a frame whose start pyws.Hub's fan-out
+        wrote to the socket directly.  The hub took the lock for this call
+        then, so that nothing could come between the two parts; it is
+        released here.  ConnectionClosed if the socket fails, as in _write."""
+        proto = self._proto
+        error: OSError
+        try:
+            self._sock.sendall(rest)
+            return
+        except OSError as exc:
+            error = exc
+            if proto.state != _CLOSED:
+                proto.receive_eof()
+        finally:
+            self._lock.release()
+        self._teardown()
+        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+
     def _write(self, queue: Optional[Callable[[Any], None]], data: Any) -> None:
         """Queue one frame with the engine (``queue(data)``) and write it, or
         write ``data`` itself, an encoded frame, when ``queue`` is None; under

@@ -1,7 +1,8 @@
 """pyws broadcast: every connection joins one ``pyws.Hub`` room; any message
-a member sends is broadcast to the room (the frame is encoded once, each
-member's writer greenlet sends it).  A member is greeted once it has joined,
-so that the load generator knows when the room is complete."""
+a member sends is broadcast to the room (the frame is encoded once and
+written to every member by the hub's C fan-out, or queued to the member's
+writer greenlet when its socket is busy).  A member is greeted once it has
+joined, so that the load generator knows when the room is complete."""
 from __future__ import annotations
 
 import _common

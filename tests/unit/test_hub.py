@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -45,6 +46,9 @@ class ThreadEnv:
     def socketpair(self) -> Tuple[Any, Any]:
         return socket.socketpair()
 
+    def tcp_pair(self) -> Tuple[Any, Any]:
+        return _tcp_pair(socket)
+
     def spawn(self, fn: Callable[..., Any], *args: Any) -> Any:
         t = threading.Thread(target=fn, args=args, daemon=True)
         t.start()
@@ -75,6 +79,10 @@ class GeventEnv:
     def socketpair(self) -> Tuple[Any, Any]:
         return self._socketpair()
 
+    def tcp_pair(self) -> Tuple[Any, Any]:
+        import gevent.socket
+        return _tcp_pair(gevent.socket)
+
     def spawn(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._gevent.spawn(fn, *args)
 
@@ -84,6 +92,17 @@ class GeventEnv:
     def join(self, task: Any, timeout: float) -> bool:
         task.join(timeout)
         return bool(task.dead)
+
+
+def _tcp_pair(module: Any) -> Tuple[Any, Any]:
+    """(server end, client end) of a loopback TCP connection made with
+    ``module``'s sockets."""
+    with module.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = module.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
 
 
 def call_bounded(env: Any, fn: Callable[..., Any], *args: Any,
@@ -197,8 +216,8 @@ class Scene:
         self.tasks: List[Any] = []
 
     def member(self, name: str, *, read: bool = True, close_timeout: float = 5.0,
-               small_buffers: bool = False) -> Tuple[WebSocket, Peer]:
-        a, b = self.env.socketpair()
+               small_buffers: bool = False, tcp: bool = False) -> Tuple[WebSocket, Peer]:
+        a, b = self.env.tcp_pair() if tcp else self.env.socketpair()
         if small_buffers:
             # So that a peer that does not read blocks the writer quickly.
             a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -596,6 +615,236 @@ def slow_member_loses_messages_under_drop(scene: Scene) -> None:
     slow_peer.wait_frames(k + 1)
     assert slow_peer.data() == [(OP_BINARY, p) for p in payloads[:k]] + [(OP_TEXT, b"final")]
     assert hub.dropped(slow) == 6 and not slow.closed
+
+
+@scenario
+def member_that_cannot_take_frames_now_gets_them_later_whole_and_in_order(scene: Scene) -> None:
+    # Under gevent the first broadcasts go straight to the socket, three
+    # at a time; then some are cut short (the rest goes to the writer) or
+    # not taken at all (queued whole); the ones after wait behind.
+    hub = Hub(queue_size=1000)
+    slow, slow_peer = scene.member("slow", read=False, small_buffers=True)
+    fast, fast_peer = scene.member("fast")
+    hub.join(slow, "r")
+    hub.join(fast, "r")
+    payloads = [b"%03d" % i + b"." * 3000 for i in range(60)]  # far more than the buffers
+
+    def burst(first: int) -> None:
+        for payload in payloads[first:first + 3]:
+            assert hub.broadcast("r", payload) == 2
+    for i in range(0, len(payloads), 3):
+        call_bounded(scene.env, burst, i)
+        fast_peer.wait_frames(i + 3)
+    assert not slow.closed and hub.rooms(slow) == {"r"}
+    slow_peer.start()
+    slow_peer.wait_frames(len(payloads))
+    for peer in (slow_peer, fast_peer):
+        assert peer.data() == [(OP_BINARY, p) for p in payloads]
+        assert all(f.fin and not f.masked for f in peer.frames)
+    # Taking frames again, it gets new ones normally.
+    assert hub.broadcast("r", "again") == 2
+    slow_peer.wait_frames(len(payloads) + 1)
+    assert slow_peer.data()[-1] == (OP_TEXT, b"again")
+
+
+@scenario
+def frame_cut_short_is_finished_before_a_concurrent_send(scene: Scene) -> None:
+    # The socket fills up half-way through a broadcast frame; a ws.send()
+    # from another task must wait until the frame's end is out, not slip
+    # its own frame into the middle of it.
+    hub = Hub(queue_size=1000)
+    ws, peer = scene.member("slow", read=False, small_buffers=True)
+    fast, fast_peer = scene.member("fast")
+    hub.join(ws, "r")
+    hub.join(fast, "r")
+    payloads = [b"%03d" % i + b"x" * 5000 for i in range(30)]
+    for i, payload in enumerate(payloads):
+        hub.broadcast("r", payload)
+        fast_peer.wait_frames(i + 1)
+    direct = b"direct" * 1000
+    sent = scene.env.event()
+
+    def send() -> None:
+        ws.send(direct)
+        sent.set()
+    task = scene.env.spawn(send)
+    assert not sent.wait(0.2), "ws.send() went through a full socket"
+    peer.start()
+    wait_set(sent, "the concurrent send")
+    assert scene.env.join(task, TIMEOUT)
+    peer.wait_frames(len(payloads) + 1)
+    data = peer.data()
+    assert data.count((OP_BINARY, direct)) == 1
+    assert [d for d in data if d != (OP_BINARY, direct)] == [(OP_BINARY, p) for p in payloads]
+    assert all(f.fin and f.rsv == 0 and not f.masked for f in peer.frames)
+
+
+@scenario
+def broadcast_waits_for_a_send_that_blocks_before_it_is_written(scene: Scene) -> None:
+    # A broadcast, then (before the broadcasting task yields) a ws.send()
+    # that fills the socket and blocks, holding the socket: the broadcast's
+    # frame must not be written in the middle of it.
+    hub = Hub()
+    ws, peer = scene.member("m", read=False, small_buffers=True)
+    hub.join(ws, "r")
+    big = b"z" * 200000
+
+    def run() -> None:
+        assert hub.broadcast("r", "first") == 1
+        ws.send(big)
+    task = scene.env.spawn(run)
+    assert not scene.env.join(task, 0.2), "a send into a full socket returned"
+    peer.start()
+    assert scene.env.join(task, TIMEOUT)
+    peer.wait_frames(2)
+    assert sorted(peer.data()) == [(OP_TEXT, b"first"), (OP_BINARY, big)]
+    assert all(f.fin and f.rsv == 0 and not f.masked for f in peer.frames)
+
+
+@scenario
+def broadcast_made_as_a_send_ends_goes_behind_the_frame_queued_before_it(scene: Scene) -> None:
+    # The writer took "q1" from the queue and waits for the socket, which
+    # another sender holds (the test takes the WebSocket's lock, as a
+    # ws.send() in the middle of its write does); that sender lets go and,
+    # at once, broadcasts "q2" and makes the hub write what is pending
+    # (hub.send does): "q2" must still come after "q1".
+    hub = Hub()
+    ws, peer = scene.member("m")
+    other, other_peer = scene.member("other")
+    hub.join(ws, "r")
+    ws._lock.acquire()
+    try:
+        assert hub.broadcast("r", "q1") == 1
+        scene.env.event().wait(0.2)  # a pause that lets the writer run
+    finally:
+        ws._lock.release()
+    assert hub.broadcast("r", "q2") == 1
+    assert hub.send(other, "flush")
+    peer.wait_frames(2)
+    assert peer.data() == [(OP_TEXT, b"q1"), (OP_TEXT, b"q2")]
+    other_peer.wait_frames(1)
+
+
+@scenario
+def member_disconnected_with_a_frame_cut_short_gets_its_end_then_the_close_frame(
+        scene: Scene) -> None:
+    # Under gevent a burst can fill the socket half-way through a frame and
+    # overflow the queue behind it: the backlog is dropped, but the end of
+    # that frame still goes out, before the close frame.
+    hub = Hub(queue_size=1)
+    slow, slow_peer = scene.member("slow", read=False, small_buffers=True)
+    hub.join(slow, "r")
+    payloads = [b"%03d" % i + b"." * 3000 for i in range(400)]
+
+    def burst(first: int) -> None:
+        for payload in payloads[first:first + 4]:
+            hub.broadcast("r", payload)
+    for first in range(0, len(payloads), 4):
+        call_bounded(scene.env, burst, first)
+        scene.env.event().wait(0.01)  # lets the batch be written
+        if slow not in hub.members("r"):
+            break
+    else:
+        raise AssertionError("the slow member's queue never overflowed")
+    closed = scene.closed_event(slow)
+    slow_peer.start()
+    wait_set(closed, "the slow member's teardown")
+    slow_peer.wait_eof()
+    *data, close = slow_peer.frames
+    assert (close.opcode, close.close_code) == (OP_CLOSE, 1008), close
+    assert [f.payload for f in data] == payloads[:len(data)]
+
+
+def _broken_while_broadcasting(scene: Scene, tcp: bool) -> None:
+    hub = Hub()
+    dead, dead_peer = scene.member("dead", read=False, tcp=tcp)
+    peers = [scene.member(n, tcp=tcp) for n in ("a", "b")]
+    for ws in [dead] + [w for w, _ in peers]:
+        hub.join(ws, "r")
+    closed = scene.closed_event(dead)
+
+    def burst(first: int) -> None:
+        # Several broadcasts in a row, with no wait in between: under gevent
+        # they are written together once this task yields.
+        for i in range(first, first + 5):
+            assert hub.broadcast("r", f"m{i}") == 3
+    call_bounded(scene.env, burst, 0)
+    for _, peer in peers:
+        peer.wait_frames(5)
+    if tcp:
+        # A reset: the next send fails with ECONNRESET (or EPIPE).
+        dead_peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                  struct.pack("ii", 1, 0))
+    dead_peer.sock.close()
+    call_bounded(scene.env, burst, 5)
+    wait_set(closed, "the broken member's teardown")
+    assert hub.rooms(dead) == set() and dead.closed and dead.close_code == 1006
+    assert sorted(hub.members("r"), key=id) == sorted([w for w, _ in peers], key=id)
+    assert hub.broadcast("r", "after") == 2
+    for _, peer in peers:
+        peer.wait_frames(11)
+        assert peer.data() == [(OP_TEXT, f"m{i}".encode()) for i in range(10)] + [
+            (OP_TEXT, b"after")]
+
+
+@scenario
+def member_whose_socket_breaks_between_broadcasts_is_removed(scene: Scene) -> None:
+    _broken_while_broadcasting(scene, tcp=False)
+
+
+@scenario
+def member_whose_tcp_connection_is_reset_is_removed(scene: Scene) -> None:
+    _broken_while_broadcasting(scene, tcp=True)
+
+
+@scenario
+def direct_and_queued_deliveries_mix_in_order(scene: Scene) -> None:
+    # Members that take everything at once and one whose socket is full
+    # (its frames wait in its queue) get broadcasts from bursts and from
+    # single calls, hub.send messages, exclusions and a leave/rejoin in
+    # between, each in the order they were made.
+    hub = Hub(queue_size=10000)
+    slow, slow_peer = scene.member("slow", read=False, small_buffers=True)
+    a, a_peer = scene.member("a")
+    b, b_peer = scene.member("b", tcp=True)
+    members = {"slow": slow, "a": a, "b": b}
+    expected: Dict[str, List[bytes]] = {name: [] for name in members}
+    for ws in members.values():
+        hub.join(ws, "r")
+    inside = set(members)
+
+    def broadcast(message: bytes, exclude: Any = None) -> None:
+        skip = {n for n, w in members.items() if exclude is w}
+        assert hub.broadcast("r", message, exclude=exclude) == len(inside - skip)
+        for name in inside - skip:
+            expected[name].append(message)
+
+    def step(i: int) -> None:
+        # One task's run: several hub calls with no wait in between.
+        broadcast(b"%d burst a " % i + b"y" * 700)
+        broadcast(b"%d burst b" % i)
+        if i % 4 == 1:
+            hub.leave(b, "r")
+            inside.discard("b")
+            broadcast(b"%d b is out" % i)
+            hub.join(b, "r")
+            inside.add("b")
+            broadcast(b"%d b is back" % i)
+        if i % 3 == 0:
+            assert hub.send(slow, b"%d to slow" % i)
+            expected["slow"].append(b"%d to slow" % i)
+        broadcast(b"%d not to a" % i, exclude=a)
+        assert hub.send(a, b"%d to a" % i)
+        expected["a"].append(b"%d to a" % i)
+        broadcast(b"%d burst end" % i)
+
+    for i in range(40):
+        call_bounded(scene.env, step, i)
+        a_peer.wait_frames(len(expected["a"]))
+    slow_peer.start()
+    for name, peer in (("slow", slow_peer), ("a", a_peer), ("b", b_peer)):
+        peer.wait_frames(len(expected[name]))
+        assert [p for _, p in peer.data()] == expected[name], name
 
 
 @scenario
