@@ -157,6 +157,8 @@ int pyws_conn_next_event(pyws_conn *c, pyws_event **ev) {
   return 1;
 }
 
+const pyws_event *pyws_conn_peek_event(const pyws_conn *c) { return c->ev_head; }
+
 static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
@@ -455,6 +457,22 @@ int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
     return PYWS_ERR_CLOSED;
   }
   return write_close(c, code, reason, reason_len);
+}
+
+int pyws_conn_frame_header(pyws_conn *c, uint8_t opcode, size_t len, uint8_t *hdr,
+                           size_t *hdr_len) {
+  if (c->close_sent || c->eof) {
+    return PYWS_ERR_CLOSED;
+  }
+  if (!c->server) {
+    return 1;
+  }
+  *hdr_len = pyws_frame_header_encode(hdr, opcode, len);
+  return 0;
+}
+
+int pyws_conn_append_output(pyws_conn *c, const uint8_t *data, size_t len) {
+  return pyws_buf_append(&c->out, data, len);
 }
 
 const uint8_t *pyws_conn_output(const pyws_conn *c, size_t *len) {

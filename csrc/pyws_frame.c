@@ -183,6 +183,20 @@ int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
   return 0;
 }
 
+size_t pyws_frame_header_encode(uint8_t *hdr, uint8_t opcode, uint64_t len) {
+  size_t n, i;
+  hdr[0] = (uint8_t)(0x80 | (opcode & 0xf));
+  if (len < 126) {
+    hdr[1] = (uint8_t)len;
+    return 2;
+  }
+  /* The shortest length encoding (section 5.2). */
+  n = len <= 0xffff ? 2 : 8;
+  hdr[1] = n == 2 ? 126 : 127;
+  for (i = 0; i < n; i++) hdr[2 + i] = (uint8_t)(len >> (8 * (n - 1 - i)));
+  return 2 + n;
+}
+
 int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,
                       size_t len, int mask) {
   pyws_frame_io io;
