@@ -107,6 +107,14 @@ static PyObject *Protocol_receive_eof(ProtocolObject *self, PyObject *Py_UNUSED(
 
 /* A data message as str (text, already validated) or bytes. */
 static PyObject *message_object(const pyws_event *ev) {
+  if (ev->ascii) {
+    /* Already known to be ASCII: a copy, no decoding. */
+    PyObject *str = PyUnicode_New((Py_ssize_t)ev->len, 127);
+    if (str != NULL && ev->len > 0) {
+      memcpy(PyUnicode_1BYTE_DATA(str), ev->data, ev->len);
+    }
+    return str;
+  }
   if (ev->type == PYWS_EVENT_TEXT) {
     return PyUnicode_DecodeUTF8((const char *)ev->data, (Py_ssize_t)ev->len, "strict");
   }

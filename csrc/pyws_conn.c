@@ -134,6 +134,7 @@ static int push_copy(pyws_conn *c, pyws_event_type type, uint16_t code,
   }
   ev->type = type;
   ev->code = code;
+  ev->ascii = 0;
   ev->alloc = NULL;
   ev->len = len;
   ev->data = (const uint8_t *)(ev + 1);
@@ -320,6 +321,7 @@ static int on_frame_end(pyws_conn *c) {
       return PYWS_ERR_NOMEM;
     }
     ev->type = c->msg_opcode == WSLAY_TEXT_FRAME ? PYWS_EVENT_TEXT : PYWS_EVENT_BINARY;
+    ev->ascii = ev->type == PYWS_EVENT_TEXT && pyws_utf8_ascii(c->utf8);
     ev->code = 0;
     ev->alloc = pyws_buf_detach(&c->msg, &off, &size);
     ev->data = ev->alloc ? ev->alloc + off : (const uint8_t *)"";

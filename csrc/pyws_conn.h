@@ -41,6 +41,7 @@ typedef struct pyws_event {
   uint16_t code;           /* CLOSE and FAIL */
   const uint8_t *data;     /* payload, or the close/fail reason */
   size_t len;
+  int ascii;               /* TEXT: every byte is ASCII */
   uint8_t *alloc;          /* internal: what pyws_event_free releases */
 } pyws_event;
 
