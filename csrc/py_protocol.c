@@ -7,12 +7,19 @@
 
 #include "pyws_conn.h"
 #include "pyws_error.h"
+#include "pyws_sockio.h"
 #include "pyws_utf8.h"
 
 typedef struct {
   PyObject_HEAD
   pyws_conn *conn;
+  /* The last read from the socket took all it held: wait before reading
+   * again (receive_from). */
+  int drained;
 } ProtocolObject;
+
+/* What receive_from returns when it has no message for the caller. */
+enum { RECV_WAIT = 0, RECV_EVENTS = 1, RECV_EOF = 2 };
 
 static pyws_state *state_of(PyObject *self) {
   return (pyws_state *)PyType_GetModuleState(Py_TYPE(self));
@@ -119,11 +126,27 @@ static PyObject *Protocol_receive_eof(ProtocolObject *self, PyObject *Py_UNUSED(
   Py_RETURN_NONE;
 }
 
+/* A data message as str (text, already validated) or bytes. */
+static PyObject *message_object(const pyws_event *ev) {
+  if (ev->ascii) {
+    /* Already known to be ASCII: a copy, no decoding. */
+    PyObject *str = PyUnicode_New((Py_ssize_t)ev->len, 127);
+    if (str != NULL && ev->len > 0) {
+      memcpy(PyUnicode_1BYTE_DATA(str), ev->data, ev->len);
+    }
+    return str;
+  }
+  if (ev->type == PYWS_EVENT_TEXT) {
+    return PyUnicode_DecodeUTF8((const char *)ev->data, (Py_ssize_t)ev->len, "strict");
+  }
+  return PyBytes_FromStringAndSize((const char *)ev->data, (Py_ssize_t)ev->len);
+}
+
 static PyObject *event_to_tuple(const pyws_event *ev) {
   PyObject *payload;
   switch (ev->type) {
   case PYWS_EVENT_TEXT:
-    payload = PyUnicode_DecodeUTF8((const char *)ev->data, (Py_ssize_t)ev->len, "strict");
+    payload = message_object(ev);
     break;
   case PYWS_EVENT_CLOSE:
   case PYWS_EVENT_FAIL:
@@ -271,6 +294,153 @@ static PyObject *Protocol_send_close(ProtocolObject *self, PyObject *args, PyObj
   return result(self, rv);
 }
 
+/* The file descriptor argument of the *_to/_from methods. */
+static int fd_arg(PyObject *arg, int *fd) {
+  long v = PyLong_AsLong(arg);
+  if (v == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  /* A closed socket's fileno() is -1: the system call fails with EBADF. */
+  *fd = v < 0 || v > INT_MAX ? -1 : (int)v;
+  return 0;
+}
+
+/*
+ * receive_from(fd, readable): the next message, read straight from a plain
+ * socket; one call per message in the common case.  Returns the message
+ * (str or bytes) when one is complete and nothing waits to be written;
+ * else RECV_EVENTS (other events or output for the caller to handle under
+ * its send lock: events_received, data_to_send), RECV_WAIT (wait until the
+ * socket is readable, then call again with readable=True) or RECV_EOF (the
+ * peer closed the stream or it broke).  After a read that emptied the
+ * socket it returns RECV_WAIT rather than trying a read that would fail.
+ */
+static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+  pyws_conn *c = self->conn;
+  int fd, readable;
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "receive_from(fd, readable)");
+    return NULL;
+  }
+  if (fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
+    return NULL;
+  }
+  for (;;) {
+    const pyws_event *head = pyws_conn_peek_event(c);
+    size_t queued, nread;
+    int rv;
+    pyws_conn_output(c, &queued);
+    if (head != NULL || queued > 0) {
+      if (queued == 0 &&
+          (head->type == PYWS_EVENT_TEXT || head->type == PYWS_EVENT_BINARY)) {
+        pyws_event *ev;
+        PyObject *msg;
+        pyws_conn_next_event(c, &ev);
+        msg = message_object(ev);
+        pyws_event_free(ev);
+        return msg;
+      }
+      return PyLong_FromLong(RECV_EVENTS);
+    }
+    if (pyws_conn_get_state(c) == PYWS_STATE_CLOSED) {
+      return PyLong_FromLong(RECV_EVENTS);
+    }
+    if (self->drained && !readable) {
+      return PyLong_FromLong(RECV_WAIT);
+    }
+    readable = 0;
+    rv = pyws_sockio_recv(c, fd, &nread);
+    if (rv == PYWS_ERR_WOULD_BLOCK) {
+      self->drained = 1;
+      return PyLong_FromLong(RECV_WAIT);
+    }
+    if (rv == PYWS_ERR_IO || (rv == 0 && nread == 0)) {
+      return PyLong_FromLong(RECV_EOF);
+    }
+    if (rv != 0) {
+      return pyws_py_error(state_of((PyObject *)self), rv);
+    }
+    self->drained = nread < PYWS_SOCKIO_READ_SIZE;
+  }
+}
+
+/* Remaining output after a write through sockio: its size, or -errno. */
+static PyObject *write_result(ProtocolObject *self, int rv) {
+  size_t left;
+  if (rv == PYWS_ERR_IO) {
+    return PyLong_FromLong(-(long)errno);
+  }
+  if (rv != 0) {
+    return result(self, rv);
+  }
+  pyws_conn_output(self->conn, &left);
+  return PyLong_FromSize_t(left);
+}
+
+/*
+ * send_to(fd, message, binary): send one message on a plain socket, like
+ * send_text/send_binary followed by a write of the output, but from the
+ * message's own buffer.  `binary` None: str goes as text, bytes-like as
+ * binary; True/False force the kind (text from bytes must be valid UTF-8).
+ * Returns the bytes still to write (call flush_to when the socket is
+ * writable) or -errno if the socket failed; raises ConnectionClosed once a
+ * close frame was sent.
+ */
+static PyObject *Protocol_send_to(ProtocolObject *self, PyObject *const *args,
+                                  Py_ssize_t nargs) {
+  PyObject *message, *binary_arg;
+  Py_buffer view;
+  int fd, binary, rv;
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "send_to(fd, message, binary)");
+    return NULL;
+  }
+  if (fd_arg(args[0], &fd) != 0) {
+    return NULL;
+  }
+  message = args[1];
+  binary_arg = args[2];
+  if (PyUnicode_Check(message)) {
+    Py_ssize_t len;
+    const char *p = PyUnicode_AsUTF8AndSize(message, &len);
+    if (p == NULL) {
+      return NULL;
+    }
+    binary = binary_arg != Py_None && PyObject_IsTrue(binary_arg);
+    if (PyErr_Occurred()) {
+      return NULL;
+    }
+    rv = pyws_sockio_send(self->conn, fd, binary ? 2 : 1, (const uint8_t *)p, (size_t)len);
+    return write_result(self, rv);
+  }
+  binary = binary_arg == Py_None ? 1 : PyObject_IsTrue(binary_arg);
+  if (binary < 0 || PyObject_GetBuffer(message, &view, PyBUF_SIMPLE) != 0) {
+    return NULL;
+  }
+  if (!binary && !pyws_utf8_valid(view.buf, (size_t)view.len)) {
+    PyBuffer_Release(&view);
+    PyErr_SetString(PyExc_ValueError, "a text message must be valid UTF-8");
+    return NULL;
+  }
+  rv = pyws_sockio_send(self->conn, fd, binary ? 2 : 1, view.buf, (size_t)view.len);
+  {
+    int saved = errno; /* PyBuffer_Release must not hide the I/O error */
+    PyBuffer_Release(&view);
+    errno = saved;
+  }
+  return write_result(self, rv);
+}
+
+/* flush_to(fd): write queued output; the bytes left, or -errno. */
+static PyObject *Protocol_flush_to(ProtocolObject *self, PyObject *arg) {
+  int fd;
+  if (fd_arg(arg, &fd) != 0) {
+    return NULL;
+  }
+  return write_result(self, pyws_sockio_flush(self->conn, fd));
+}
+
 static PyObject *Protocol_get_state(ProtocolObject *self, void *closure) {
   (void)closure;
   return PyLong_FromLong(pyws_conn_get_state(self->conn));
@@ -333,6 +503,14 @@ static PyMethodDef Protocol_methods[] = {
      "Return and clear the pending events, as (kind, payload) tuples."},
     {"data_to_send", (PyCFunction)Protocol_data_to_send, METH_NOARGS,
      "Return and clear the bytes to write to the transport."},
+    {"receive_from", (PyCFunction)(void (*)(void))Protocol_receive_from, METH_FASTCALL,
+     "receive_from(fd, readable): the next message read from a plain socket, "
+     "or 0 (wait until readable), 1 (events or output to handle), 2 (EOF)."},
+    {"send_to", (PyCFunction)(void (*)(void))Protocol_send_to, METH_FASTCALL,
+     "send_to(fd, message, binary): send a message on a plain socket; the "
+     "bytes left to flush, or -errno."},
+    {"flush_to", (PyCFunction)Protocol_flush_to, METH_O,
+     "flush_to(fd): write queued output; the bytes left, or -errno."},
     {"send_text", (PyCFunction)Protocol_send_text, METH_O, "Queue a text message."},
     {"send_binary", (PyCFunction)Protocol_send_binary, METH_O, "Queue a binary message."},
     {"send_ping", (PyCFunction)Protocol_send_ping, METH_VARARGS, "Queue a ping."},

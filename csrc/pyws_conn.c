@@ -155,6 +155,7 @@ static int push_copy(pyws_conn *c, pyws_event_type type, uint16_t code,
   }
   ev->type = type;
   ev->code = code;
+  ev->ascii = 0;
   ev->alloc = NULL;
   ev->len = len;
   ev->data = (const uint8_t *)(ev + 1);
@@ -177,6 +178,8 @@ int pyws_conn_next_event(pyws_conn *c, pyws_event **ev) {
   (*ev)->next = NULL;
   return 1;
 }
+
+const pyws_event *pyws_conn_peek_event(const pyws_conn *c) { return c->ev_head; }
 
 static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
   if (c->close_sent || c->eof) {
@@ -420,6 +423,7 @@ static int on_frame_end(pyws_conn *c) {
       return PYWS_ERR_NOMEM;
     }
     ev->type = c->msg_opcode == WSLAY_TEXT_FRAME ? PYWS_EVENT_TEXT : PYWS_EVENT_BINARY;
+    ev->ascii = ev->type == PYWS_EVENT_TEXT && pyws_utf8_ascii(c->utf8);
     ev->code = 0;
     ev->alloc = pyws_buf_detach(&c->msg, &off, &size);
     ev->data = ev->alloc ? ev->alloc + off : (const uint8_t *)"";
@@ -561,6 +565,23 @@ int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
     return PYWS_ERR_CLOSED;
   }
   return write_close(c, code, reason, reason_len);
+}
+
+int pyws_conn_frame_header(pyws_conn *c, uint8_t opcode, size_t len, uint8_t *hdr,
+                           size_t *hdr_len) {
+  if (c->close_sent || c->eof) {
+    return PYWS_ERR_CLOSED;
+  }
+  if (!c->server || (c->deflate != NULL && !(opcode & 0x8) &&
+                     pyws_deflate_compresses(c->deflate))) {
+    return 1;
+  }
+  *hdr_len = pyws_frame_header_encode(hdr, opcode, len);
+  return 0;
+}
+
+int pyws_conn_append_output(pyws_conn *c, const uint8_t *data, size_t len) {
+  return pyws_buf_append(&c->out, data, len);
 }
 
 const uint8_t *pyws_conn_output(const pyws_conn *c, size_t *len) {

@@ -49,6 +49,7 @@ typedef struct pyws_event {
   uint16_t code;           /* CLOSE and FAIL */
   const uint8_t *data;     /* payload, or the close/fail reason */
   size_t len;
+  int ascii;               /* TEXT: every byte is ASCII */
   uint8_t *alloc;          /* internal: what pyws_event_free releases */
 } pyws_event;
 
@@ -77,6 +78,10 @@ void pyws_conn_recv_eof(pyws_conn *conn);
 int pyws_conn_next_event(pyws_conn *conn, pyws_event **ev);
 void pyws_event_free(pyws_event *ev);
 
+/* The oldest event without taking it (NULL when there is none); valid until
+ * the next call on `conn`. */
+const pyws_event *pyws_conn_peek_event(const pyws_conn *conn);
+
 /* Queue one frame each (data messages compressed when permessage-deflate
  * was agreed).  Text must be valid UTF-8 (the caller checks, see
  * pyws_utf8_valid).  0, PYWS_ERR_CLOSED once a close frame was sent,
@@ -96,6 +101,21 @@ int pyws_conn_send_close(pyws_conn *conn, uint16_t code, const uint8_t *reason,
 /* 1 if `code` may appear in a close frame on the wire: 1000-1003,
  * 1007-1014, 3000-4999. */
 int pyws_close_code_is_valid(unsigned code);
+
+/* For writing a frame straight from the caller's buffer (pyws_sockio.c):
+ * the header of one complete frame of `len` payload bytes, in `hdr` (room
+ * for PYWS_FRAME_MAX_HEADER bytes), *hdr_len set.  0: the caller must now
+ * write the header and the payload, before any other output (the output
+ * buffer must be empty; pyws_conn_append_output takes what the socket did
+ * not).  1: this connection cannot send that way (client frames are
+ * masked one by one; a data message is compressed when permessage-deflate
+ * is on): use pyws_conn_send_*.  PYWS_ERR_CLOSED once a close
+ * frame was sent. */
+int pyws_conn_frame_header(pyws_conn *conn, uint8_t opcode, size_t len, uint8_t *hdr,
+                           size_t *hdr_len);
+/* Append bytes of a frame begun with pyws_conn_frame_header that the socket
+ * did not take.  0 or PYWS_ERR_NOMEM. */
+int pyws_conn_append_output(pyws_conn *conn, const uint8_t *data, size_t len);
 
 /* Bytes waiting to be written; valid until the next call on `conn`. */
 const uint8_t *pyws_conn_output(const pyws_conn *conn, size_t *len);

@@ -12,6 +12,8 @@ const char *pyws_strerror(int code) {
   case PYWS_ERR_INCOMPLETE: return "incomplete input";
   case PYWS_ERR_HTTP_PARSE: return "malformed HTTP head";
   case PYWS_ERR_HTTP_TOO_LARGE: return "HTTP head too large";
+  case PYWS_ERR_WOULD_BLOCK: return "the operation would block";
+  case PYWS_ERR_IO: return "socket I/O failed";
   case PYWS_ERR_WSLAY: return "unexpected error from wslay";
   case PYWS_ERR_ZLIB: return "unexpected error from zlib";
   default: return "unknown error";

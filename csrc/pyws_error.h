@@ -22,6 +22,9 @@ enum {
   PYWS_ERR_INCOMPLETE = -300, /* more input is needed */
   PYWS_ERR_HTTP_PARSE = -301, /* malformed head */
   PYWS_ERR_HTTP_TOO_LARGE = -302, /* head over the size or header-count limit */
+  /* -4xx: socket I/O (pyws_sockio.h) */
+  PYWS_ERR_WOULD_BLOCK = -400, /* the socket has nothing to read / no room */
+  PYWS_ERR_IO = -401,          /* a system call failed: errno tells why */
   /* -5xx: a library (wslay, zlib) answered an error we did not expect */
   PYWS_ERR_WSLAY = -500,
   PYWS_ERR_ZLIB = -501         /* the same from zlib */

@@ -78,6 +78,11 @@ int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
                     uint8_t opcode, uint8_t rsv, const uint8_t *data, size_t len,
                     int mask);
 
+/* Write the header of an unmasked frame with FIN set, RSV clear and `len`
+ * payload bytes into `hdr` (room for PYWS_FRAME_MAX_HEADER bytes); returns
+ * its length.  The same bytes wslay_frame_send would produce. */
+size_t pyws_frame_header_encode(uint8_t *hdr, uint8_t opcode, uint64_t len);
+
 /* One-shot: append one complete frame, RSV clear, to `out` (a temporary
  * context). */
 int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,

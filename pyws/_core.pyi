@@ -80,6 +80,25 @@ class Protocol:
     def data_to_send(self) -> bytes:
         """Return and clear the bytes waiting to be written to the transport."""
 
+    # Straight to and from a plain socket's file descriptor (never blocking):
+    # the same engine calls, without bytes objects in between.  Writes must
+    # be serialised by the caller, as with data_to_send.
+    def receive_from(self, fd: int, readable: bool) -> Union[str, bytes, int]:
+        """Read from ``fd`` (when needed) until a message is complete and
+        return it, if nothing waits to be written.  Else an int: 0, wait until
+        ``fd`` is readable, then call again with ``readable=True`` (it also
+        answers 0 at once after a read that emptied the socket); 1, events or
+        output to handle (``events_received``, ``data_to_send``); 2, the
+        stream ended or broke (call ``receive_eof``)."""
+    def send_to(self, fd: int, message: Union[str, Buffer],
+                binary: Optional[bool]) -> int:
+        """Send one message (str as text and bytes-like as binary, unless
+        ``binary`` says otherwise) and write it to ``fd`` as far as the socket
+        takes it.  The bytes left (see ``flush_to``), or -errno if the socket
+        failed.  Raises like ``send_text``/``send_binary``."""
+    def flush_to(self, fd: int) -> int:
+        """Write queued output to ``fd``: the bytes left, or -errno."""
+
     # State.
     @property
     def state(self) -> int: ...

@@ -6,6 +6,7 @@ API of gevent-websocket's ``WebSocket`` so that porting code is a rename.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
@@ -46,6 +47,17 @@ _POLL_READS = 16
 # connection, before closing it (see WebSocket._linger).
 _LINGER_TIME = 2.0
 _LINGER_BYTES = 16 << 20
+
+#: Whether plain sockets are read and written by the C engine itself, on
+#: their file descriptor (``Protocol.receive_from`` / ``send_to``): no bytes
+#: objects in between, one call per message.  TLS and other socket types
+#: always go through their Python methods.  False (or PYWS_PLAIN_IO=1 in the
+#: environment) sends every socket that way; it is read once per WebSocket,
+#: when it is created.  The two paths behave alike (tests compare them).
+DIRECT_IO = os.environ.get("PYWS_PLAIN_IO", "") in ("", "0")
+# What receive_from answers when it has no message (see _core.pyi).
+_RECV_WAIT = 0
+_RECV_EVENTS = 1
 
 
 def check_non_negative(**options: Optional[float]) -> None:
@@ -100,6 +112,7 @@ class WebSocket:
         "_sock", "_proto", "_lock", "_read_lock", "_read", "_pending",
         "_messages", "_failure", "_dead", "_used", "_last_rx", "_ping_sent",
         "_ping_payload", "_wakeup", "_close_callbacks", "_close_socket",
+        "_direct", "_fileno",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
         "__weakref__",  # so that applications can keep WeakSets of sockets
@@ -130,6 +143,13 @@ class WebSocket:
         self._lock: Lock = new_lock(sock)
         self._read_lock: Lock = new_lock(sock)
         self._read: Callable[[int], bytes] = sock.recv
+        # The direct path: the socket's fileno() (-1 once closed, so a closed
+        # socket fails the system call instead of reaching a reused number)
+        # and how to wait until it is ready.
+        self._direct = _direct_kind(sock) if DIRECT_IO else _NO_DIRECT
+        # gevent's fileno() is a Python method over the real socket's.
+        self._fileno: Callable[[], int] = (
+            cast(Any, sock)._sock.fileno if self._direct == _GEVENT else sock.fileno)
         if rfile is not None:
             pending = bytes(pending) + drain_buffered(rfile, sock)
             # Its buffer (8 KiB) is of no use from now on; closing the reader
@@ -220,10 +240,12 @@ class WebSocket:
         Raises ProtocolError (FrameTooLargeException for an oversized message)
         once if the peer broke the protocol; the connection is then failed.
         """
-        try:
-            return self._messages.popleft()
-        except IndexError:
-            return self._receive_slow()
+        # A test, not try/except: on the direct path the queue is usually
+        # empty, and a raised IndexError costs more than the whole read.
+        messages = self._messages
+        if messages:
+            return messages.popleft()
+        return self._receive_slow()
 
     def _receive_slow(self) -> Optional[Message]:
         self._used = True
@@ -238,11 +260,48 @@ class WebSocket:
                     raise failure
                 if self._dead:
                     return None
+                if self._direct and not self._pending:
+                    message = self._receive_direct()
+                    if message is not None:
+                        return message
+                    continue
                 data = self._next_chunk()
                 if data:
                     self._feed(data)
                 else:
                     self._eof()
+
+    def _receive_direct(self) -> Optional[Message]:
+        """The engine reads the socket itself until a message is complete;
+        None when something else happened (events handled, EOF, waiting
+        failed), for the caller to look again."""
+        receive_from = self._proto.receive_from
+        fileno = self._fileno
+        timers = self._wakeup is not None
+        readable = False
+        while True:
+            result = receive_from(fileno(), readable)
+            if result.__class__ is not int:
+                if timers:
+                    self._last_rx = time.monotonic()
+                return cast(Message, result)
+            if result == _RECV_WAIT:
+                try:
+                    self._wait_ready(False)
+                except OSError:  # timed out, or closed by another task
+                    self._eof()
+                    return None
+                if self._dead:
+                    return None
+                readable = True
+                continue
+            if result == _RECV_EVENTS:
+                if timers:
+                    self._last_rx = time.monotonic()
+                self._process()
+            else:
+                self._eof()
+            return None
 
     def __iter__(self) -> Iterator[Message]:
         """Yield messages until the connection closes."""
@@ -265,11 +324,17 @@ class WebSocket:
 
     def _feed(self, data: bytes) -> None:
         """Run ``data`` through the engine, write what it answers, queue events."""
+        self._last_rx = time.monotonic()
+        self._process(data)
+
+    def _process(self, data: Optional[bytes] = None) -> None:
+        """Feed ``data`` (if any) to the engine, write what it answers, queue
+        its events, tear down once it is closed."""
         proto = self._proto
         error: Optional[OSError] = None
-        self._last_rx = time.monotonic()
         with self._lock:
-            proto.receive_data(data)
+            if data is not None:
+                proto.receive_data(data)
             out = proto.data_to_send()
             if out:
                 try:
@@ -384,6 +449,9 @@ class WebSocket:
         if self._dead or message is None:
             self._refuse(message)
         self._used = True
+        if self._direct:
+            self._send_direct(message, binary)
+            return
         proto = self._proto
         if isinstance(message, str):
             if binary:
@@ -394,6 +462,55 @@ class WebSocket:
             self._write(proto.send_binary, message)
         else:
             self._write(proto.send_text, message)
+
+    def _wait_ready(self, write: bool) -> None:
+        """Wait until the socket is readable (or writable); OSError on its
+        timeout or if it was closed meanwhile."""
+        sock: Any = self._sock
+        if self._direct == _GEVENT:
+            # The socket's own watchers and wait: a close from another
+            # greenlet wakes the waiter with an error, as in sock.recv().
+            event = sock._write_event if write else sock._read_event
+            if event is None:
+                raise OSError(errno.EBADF, "socket closed")
+            try:
+                sock._wait(event)
+            except AssertionError as exc:  # gevent's ConcurrentObjectUseError
+                raise OSError(errno.EBUSY, str(exc)) from exc
+            return
+        timeout = sock.gettimeout()
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLOUT if write else select.POLLIN)
+        except ValueError as exc:  # closed: fileno() is -1
+            raise OSError(errno.EBADF, "socket closed") from exc
+        if not poller.poll(None if timeout is None else timeout * 1000.0):
+            raise socket.timeout("timed out")
+
+    def _send_direct(self, message: Union[str, bytes, bytearray, memoryview],
+                     binary: Optional[bool]) -> None:
+        """send() on a plain socket: the engine writes the frame itself, from
+        the message's buffer, and what the socket did not take once it is
+        writable; under the send lock, like _write."""
+        proto = self._proto
+        error: Optional[OSError] = None
+        with self._lock:
+            left = proto.send_to(self._fileno(), message, binary)
+            while left > 0:
+                try:
+                    self._wait_ready(True)
+                except OSError as exc:
+                    error = exc
+                    break
+                left = proto.flush_to(self._fileno())
+            if left == 0 and error is None:
+                return
+            if error is None:
+                error = OSError(-left, os.strerror(-left))
+            if proto.state != _CLOSED:
+                proto.receive_eof()
+        self._teardown()
+        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
 
     def send_encoded(self, frame: bytes) -> None:
         """Write one complete frame encoded beforehand (by
@@ -610,6 +727,24 @@ class WebSocket:
                  exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
         self.close()
+
+
+# How the direct path waits for a socket (see _direct_kind).
+_NO_DIRECT = 0
+_GEVENT = 1
+_POLL = 2
+
+
+def _direct_kind(sock: socket.socket) -> int:
+    """_GEVENT or _POLL for a plain stream socket (gevent's or the stdlib's),
+    which the engine can read and write on its descriptor; _NO_DIRECT for any
+    other (TLS, wrappers), which keeps its Python methods."""
+    cls = type(sock)
+    if cls is socket.socket:
+        return _POLL
+    if cls.__module__ == "gevent._socket3" and cls.__name__ == "socket":
+        return _GEVENT
+    return _NO_DIRECT
 
 
 def _readable(sock: socket.socket) -> bool:

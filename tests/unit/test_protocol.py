@@ -947,3 +947,20 @@ def test_sending_one_large_message_does_not_pin_its_memory():
         assert p.output_size == 0
         protocols.append(p)
     assert _rss_kib() - before < 16 * 1024
+
+
+@pytest.mark.parametrize("size", [1, 15, 16, 33, 64, 100, 1000, 70001])
+@pytest.mark.parametrize("split", [1, 7, 13, 4096])
+def test_masked_payloads_unmask_exactly_at_any_size_and_split(size, split):
+    # Unmasking goes 32, 16 and 8 bytes at a time: every length, and chunks
+    # that start anywhere in the key cycle, must give the payload back.
+    payload = bytes((i * 7 + 3) & 0xFF for i in range(size))
+    text = ("a\u00e9" * size)[:size]
+    proto = server(max_message_size=0)
+    data = (build_frame(OP_BINARY, payload, mask=b"\x01\x82\x43\xc4")
+            + build_frame(OP_TEXT, "x" * size, mask=b"\x9a\x00\xff\x10")
+            + build_frame(OP_TEXT, text, mask=b"\x11\x22\x33\x44"))
+    for i in range(0, len(data), split):
+        proto.receive_data(data[i:i + split])
+    assert proto.events_received() == [(_core.BINARY, payload), (_core.TEXT, "x" * size),
+                                       (_core.TEXT, text)]
