@@ -22,6 +22,13 @@
  *
  * Frames we send go through pyws_frame_send (wslay_frame_send) into the
  * output buffer; the caller writes the buffer out.
+ *
+ * wslay's frame context carries a 4 KiB input buffer, more than everything
+ * else a connection holds.  Between frames wslay keeps no state but that
+ * buffer, so the context exists only while it is in use: it is created when
+ * bytes arrive or a frame is sent, and freed again once wslay holds none of
+ * the input (every byte handed to it belongs to frames it reported in full).
+ * An idle connection then costs only this struct.
  */
 #include "pyws_conn.h"
 
@@ -40,8 +47,9 @@
 #define MAX_PRERESERVE (16u << 20)
 
 struct pyws_conn {
-  wslay_frame_context_ptr frame;
+  wslay_frame_context_ptr frame; /* NULL while idle (see above) */
   pyws_frame_io io;
+  uint64_t consumed; /* input bytes wslay reported (headers and payloads) */
   pyws_buf out;
   int server;
   uint64_t max_message_size;
@@ -76,7 +84,6 @@ int pyws_close_code_is_valid(unsigned code) {
 
 int pyws_conn_new(pyws_conn **pconn, const pyws_conn_options *opts) {
   pyws_conn *c = calloc(1, sizeof(*c));
-  int rv;
   if (c == NULL) {
     return PYWS_ERR_NOMEM;
   }
@@ -85,12 +92,28 @@ int pyws_conn_new(pyws_conn **pconn, const pyws_conn_options *opts) {
   c->io.out = &c->out;
   c->io.reader.expect_masked = c->server;
   c->reading = 1;
-  if ((rv = pyws_frame_context_new(&c->frame, &c->io)) != 0) {
-    free(c);
-    return rv;
-  }
   *pconn = c;
   return 0;
+}
+
+/* wslay's frame context, created if the connection has none.  0 or
+ * PYWS_ERR_NOMEM. */
+static int frame_acquire(pyws_conn *c) {
+  if (c->frame != NULL) {
+    return 0;
+  }
+  return pyws_frame_context_new(&c->frame, &c->io);
+}
+
+/* Free wslay's frame context when it holds nothing we need: no part of a
+ * frame is waiting in its input buffer (or we stopped reading).  Sending
+ * leaves no state behind (pyws_frame_send always completes a frame). */
+static void frame_release_if_idle(pyws_conn *c) {
+  if (c->frame != NULL &&
+      (!c->reading || (!c->in_frame && c->consumed == c->io.reader.handed))) {
+    wslay_frame_context_free(c->frame);
+    c->frame = NULL;
+  }
 }
 
 void pyws_conn_free(pyws_conn *c) {
@@ -102,7 +125,9 @@ void pyws_conn_free(pyws_conn *c) {
     next = ev->next;
     pyws_event_free(ev);
   }
-  wslay_frame_context_free(c->frame);
+  if (c->frame != NULL) {
+    wslay_frame_context_free(c->frame);
+  }
   pyws_buf_free(&c->out);
   pyws_buf_free(&c->msg);
   free(c);
@@ -157,11 +182,31 @@ int pyws_conn_next_event(pyws_conn *c, pyws_event **ev) {
   return 1;
 }
 
+/* Queue one frame.  Inside pyws_conn_recv the context stays; the public
+ * senders release it afterwards (frame_release_if_idle). */
 static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+  int rv;
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
   }
+  if ((rv = frame_acquire(c)) != 0) {
+    return rv;
+  }
   return pyws_frame_send(c->frame, &c->io, opcode, data, len, !c->server);
+}
+
+static int send_and_release(pyws_conn *c, uint8_t opcode, const uint8_t *data,
+                            size_t len) {
+  int rv = send_frame(c, opcode, data, len);
+  frame_release_if_idle(c);
+  return rv;
+}
+
+/* The length of a frame header as wslay gets it (without a masking key):
+ * wslay refuses lengths that are not minimally encoded, so the payload
+ * length decides it. */
+static uint64_t wslay_header_length(uint64_t payload_length) {
+  return 2 + (payload_length > 65535 ? 8 : payload_length > 125 ? 2 : 0);
 }
 
 /* Send a close frame: code 1005 means an empty payload. */
@@ -255,6 +300,7 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
       }
     }
   }
+  c->consumed += wslay_header_length(f->payload_length);
   c->frame_opcode = f->opcode;
   c->frame_fin = f->fin;
   c->frame_len = f->payload_length;
@@ -364,6 +410,7 @@ static int on_chunk(pyws_conn *c, const struct wslay_frame_iocb *f) {
       }
     }
     c->frame_got += f->data_length;
+    c->consumed += f->data_length;
   }
   if (c->frame_got == c->frame_len) {
     c->in_frame = 0;
@@ -376,6 +423,9 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
   int rv = 0;
   if (!c->reading) {
     return 0;
+  }
+  if ((rv = frame_acquire(c)) != 0) {
+    return rv;
   }
   c->io.in = data;
   c->io.in_len = len;
@@ -413,6 +463,7 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
   }
   c->io.in = NULL;
   c->io.in_len = 0;
+  frame_release_if_idle(c);
   return rv;
 }
 
@@ -428,23 +479,24 @@ void pyws_conn_recv_eof(pyws_conn *c) {
 }
 
 int pyws_conn_send_text(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_frame(c, WSLAY_TEXT_FRAME, data, len);
+  return send_and_release(c, WSLAY_TEXT_FRAME, data, len);
 }
 
 int pyws_conn_send_binary(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_frame(c, WSLAY_BINARY_FRAME, data, len);
+  return send_and_release(c, WSLAY_BINARY_FRAME, data, len);
 }
 
 int pyws_conn_send_ping(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_frame(c, WSLAY_PING, data, len);
+  return send_and_release(c, WSLAY_PING, data, len);
 }
 
 int pyws_conn_send_pong(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_frame(c, WSLAY_PONG, data, len);
+  return send_and_release(c, WSLAY_PONG, data, len);
 }
 
 int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
                          size_t reason_len) {
+  int rv;
   if (code == 1005 ? reason_len != 0 : !pyws_close_code_is_valid(code)) {
     return PYWS_ERR_INVALID_ARGUMENT;
   }
@@ -454,7 +506,9 @@ int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
   }
-  return write_close(c, code, reason, reason_len);
+  rv = write_close(c, code, reason, reason_len);
+  frame_release_if_idle(c);
+  return rv;
 }
 
 const uint8_t *pyws_conn_output(const pyws_conn *c, size_t *len) {

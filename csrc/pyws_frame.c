@@ -126,9 +126,12 @@ int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *
 }
 
 static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
+  pyws_frame_io *io = user;
+  size_t n = read_frames(io, buf, len);
   (void)flags;
+  io->reader.handed += n;
   /* 0 makes wslay answer WSLAY_ERR_WANT_READ. */
-  return (ssize_t)read_frames(user, buf, len);
+  return (ssize_t)n;
 }
 
 static int on_genmask(uint8_t *buf, size_t len, void *user) {

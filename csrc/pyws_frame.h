@@ -49,6 +49,8 @@ typedef struct pyws_frame_reader {
   int expect_masked;      /* server role: frames must be masked */
   int wrong_mask;         /* a frame broke the masking rule; it and all that
                              follows were withheld from wslay */
+  uint64_t handed;        /* bytes given to wslay so far (headers as
+                             rewritten, payloads) */
 } pyws_frame_reader;
 
 typedef struct pyws_frame_io {
