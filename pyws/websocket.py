@@ -17,7 +17,7 @@ from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Option
                     Tuple, Type, Union, cast)
 
 from . import _core
-from ._backend import Event, Lock, new_event, new_lock, spawn
+from ._backend import Event, Lock, new_event, new_lock, recv_function, spawn
 from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
 
 __all__ = ["WebSocket", "Message", "DEFAULT_CLOSE_TIMEOUT", "DEFAULT_PING_TIMEOUT",
@@ -129,7 +129,7 @@ class WebSocket:
         self._close_socket = close_socket
         self._lock: Lock = new_lock(sock)
         self._read_lock: Lock = new_lock(sock)
-        self._read: Callable[[int], bytes] = sock.recv
+        self._read: Callable[[int], bytes] = recv_function(sock)
         if rfile is not None:
             pending = bytes(pending) + drain_buffered(rfile, sock)
             # Its buffer (8 KiB) is of no use from now on; closing the reader
@@ -139,7 +139,9 @@ class WebSocket:
             except OSError:
                 pass
         self._pending = bytes(pending)
-        self._messages: Deque[Message] = deque()
+        # Messages received, not yet returned; None when there are none (an
+        # empty deque is 760 bytes, kept by every idle connection otherwise).
+        self._messages: Optional[Deque[Message]] = None
         self._failure: Optional[ProtocolError] = None
         # True once the socket was shut down; the engine is CLOSED by then.
         self._dead = False
@@ -214,16 +216,18 @@ class WebSocket:
         Raises ProtocolError (FrameTooLargeException for an oversized message)
         once if the peer broke the protocol; the connection is then failed.
         """
-        try:
-            return self._messages.popleft()
-        except IndexError:
-            return self._receive_slow()
+        # Not try/except IndexError: the exception would stay alive (with a
+        # traceback and this frame as an object) as long as the wait below.
+        messages = self._messages
+        if messages:
+            return messages.popleft()
+        return self._receive_slow()
 
     def _receive_slow(self) -> Optional[Message]:
         self._used = True
-        messages = self._messages
         with self._read_lock:
             while True:
+                messages = self._messages
                 if messages:
                     return messages.popleft()
                 failure = self._failure
@@ -232,6 +236,8 @@ class WebSocket:
                     raise failure
                 if self._dead:
                     return None
+                # Nothing queued: no queue while waiting (_feed makes one).
+                self._messages = messages = None
                 data = self._next_chunk()
                 if data:
                     self._feed(data)
@@ -273,10 +279,12 @@ class WebSocket:
                     if proto.state != _CLOSED:
                         proto.receive_eof()
             events = proto.events_received()
-        append = self._messages.append
+        messages = self._messages
         for kind, value in events:
             if kind == _TEXT or kind == _BINARY:
-                append(value)  # type: ignore[arg-type]
+                if messages is None:
+                    messages = self._messages = deque()
+                messages.append(value)  # type: ignore[arg-type]
             elif kind == _PONG:
                 if value == self._ping_payload:
                     self._ping_payload = None
@@ -453,7 +461,7 @@ class WebSocket:
         for a code an endpoint may not send or a reason over 123 bytes."""
         self._used = True
         if self._dead:
-            self._messages.clear()
+            self._messages = None
             return
         proto = self._proto
         sent = True
@@ -466,7 +474,7 @@ class WebSocket:
                     sent = False
         if sent and not proto.close_received:
             self._await_close(self.close_timeout)
-        self._messages.clear()
+        self._messages = None
         self._failure = None
         self._eof()
 
@@ -494,7 +502,7 @@ class WebSocket:
                 if not data:
                     return
                 self._feed(data)
-                self._messages.clear()
+                self._messages = None
         finally:
             self._read_lock.release()
 
