@@ -20,15 +20,15 @@
  * wslay reports a frame only with payload bytes, so a header that arrives
  * alone is taken from pyws_frame_pending_header and checked at once.
  *
- * Frames we send go through pyws_frame_send (wslay_frame_send) into the
- * output buffer; the caller writes the buffer out.
+ * Frames we send are encoded by pyws_frame_send into the output buffer;
+ * the caller writes the buffer out.
  *
  * wslay's frame context carries a 4 KiB input buffer, more than everything
  * else a connection holds.  Between frames wslay keeps no state but that
  * buffer, so the context exists only while it is in use: it is created when
- * bytes arrive or a frame is sent, and freed again once wslay holds none of
- * the input (every byte handed to it belongs to frames it reported in full).
- * An idle connection then costs only this struct.
+ * bytes arrive and freed again once wslay holds none of the input (every
+ * byte handed to it belongs to frames it reported in full).  An idle
+ * connection then costs only this struct.
  */
 #include "pyws_conn.h"
 
@@ -106,8 +106,7 @@ static int frame_acquire(pyws_conn *c) {
 }
 
 /* Free wslay's frame context when it holds nothing we need: no part of a
- * frame is waiting in its input buffer (or we stopped reading).  Sending
- * leaves no state behind (pyws_frame_send always completes a frame). */
+ * frame is waiting in its input buffer (or we stopped reading). */
 static void frame_release_if_idle(pyws_conn *c) {
   if (c->frame != NULL &&
       (!c->reading || (!c->in_frame && c->consumed == c->io.reader.handed))) {
@@ -182,24 +181,11 @@ int pyws_conn_next_event(pyws_conn *c, pyws_event **ev) {
   return 1;
 }
 
-/* Queue one frame.  Inside pyws_conn_recv the context stays; the public
- * senders release it afterwards (frame_release_if_idle). */
 static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
-  int rv;
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
   }
-  if ((rv = frame_acquire(c)) != 0) {
-    return rv;
-  }
-  return pyws_frame_send(c->frame, &c->io, opcode, data, len, !c->server);
-}
-
-static int send_and_release(pyws_conn *c, uint8_t opcode, const uint8_t *data,
-                            size_t len) {
-  int rv = send_frame(c, opcode, data, len);
-  frame_release_if_idle(c);
-  return rv;
+  return pyws_frame_send(&c->io, opcode, data, len, !c->server);
 }
 
 /* The length of a frame header as wslay gets it (without a masking key):
@@ -479,24 +465,23 @@ void pyws_conn_recv_eof(pyws_conn *c) {
 }
 
 int pyws_conn_send_text(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_and_release(c, WSLAY_TEXT_FRAME, data, len);
+  return send_frame(c, WSLAY_TEXT_FRAME, data, len);
 }
 
 int pyws_conn_send_binary(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_and_release(c, WSLAY_BINARY_FRAME, data, len);
+  return send_frame(c, WSLAY_BINARY_FRAME, data, len);
 }
 
 int pyws_conn_send_ping(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_and_release(c, WSLAY_PING, data, len);
+  return send_frame(c, WSLAY_PING, data, len);
 }
 
 int pyws_conn_send_pong(pyws_conn *c, const uint8_t *data, size_t len) {
-  return send_and_release(c, WSLAY_PONG, data, len);
+  return send_frame(c, WSLAY_PONG, data, len);
 }
 
 int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
                          size_t reason_len) {
-  int rv;
   if (code == 1005 ? reason_len != 0 : !pyws_close_code_is_valid(code)) {
     return PYWS_ERR_INVALID_ARGUMENT;
   }
@@ -506,9 +491,7 @@ int pyws_conn_send_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
   }
-  rv = write_close(c, code, reason, reason_len);
-  frame_release_if_idle(c);
-  return rv;
+  return write_close(c, code, reason, reason_len);
 }
 
 const uint8_t *pyws_conn_output(const pyws_conn *c, size_t *len) {
