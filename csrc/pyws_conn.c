@@ -20,8 +20,15 @@
  * wslay reports a frame only with payload bytes, so a header that arrives
  * alone is taken from pyws_frame_pending_header and checked at once.
  *
- * Frames we send go through pyws_frame_send (wslay_frame_send) into the
- * output buffer; the caller writes the buffer out.
+ * Frames we send are encoded by pyws_frame_send into the output buffer;
+ * the caller writes the buffer out.
+ *
+ * wslay's frame context carries a 4 KiB input buffer, more than everything
+ * else a connection holds.  Between frames wslay keeps no state but that
+ * buffer, so the context exists only while it is in use: it is created when
+ * bytes arrive and freed again once wslay holds none of the input (every
+ * byte handed to it belongs to frames it reported in full).  An idle
+ * connection then costs only this struct.
  *
  * With permessage-deflate (RFC 7692), RSV1 on a message's first frame marks
  * it compressed: its payload goes through pyws_deflate on the way into the
@@ -47,8 +54,9 @@
 #define MAX_PRERESERVE (16u << 20)
 
 struct pyws_conn {
-  wslay_frame_context_ptr frame;
+  wslay_frame_context_ptr frame; /* NULL while idle (see above) */
   pyws_frame_io io;
+  uint64_t consumed; /* input bytes wslay reported (headers and payloads) */
   pyws_buf out;
   int server;
   uint64_t max_message_size;
@@ -103,13 +111,27 @@ int pyws_conn_new(pyws_conn **pconn, const pyws_conn_options *opts) {
     free(c);
     return rv;
   }
-  if ((rv = pyws_frame_context_new(&c->frame, &c->io)) != 0) {
-    pyws_deflate_free(c->deflate);
-    free(c);
-    return rv;
-  }
   *pconn = c;
   return 0;
+}
+
+/* wslay's frame context, created if the connection has none.  0 or
+ * PYWS_ERR_NOMEM. */
+static int frame_acquire(pyws_conn *c) {
+  if (c->frame != NULL) {
+    return 0;
+  }
+  return pyws_frame_context_new(&c->frame, &c->io);
+}
+
+/* Free wslay's frame context when it holds nothing we need: no part of a
+ * frame is waiting in its input buffer (or we stopped reading). */
+static void frame_release_if_idle(pyws_conn *c) {
+  if (c->frame != NULL &&
+      (!c->reading || (!c->in_frame && c->consumed == c->io.reader.handed))) {
+    wslay_frame_context_free(c->frame);
+    c->frame = NULL;
+  }
 }
 
 void pyws_conn_free(pyws_conn *c) {
@@ -121,7 +143,9 @@ void pyws_conn_free(pyws_conn *c) {
     next = ev->next;
     pyws_event_free(ev);
   }
-  wslay_frame_context_free(c->frame);
+  if (c->frame != NULL) {
+    wslay_frame_context_free(c->frame);
+  }
   pyws_deflate_free(c->deflate);
   pyws_buf_free(&c->out);
   pyws_buf_free(&c->msg);
@@ -185,7 +209,7 @@ static int send_frame(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_t 
   if (c->close_sent || c->eof) {
     return PYWS_ERR_CLOSED;
   }
-  return pyws_frame_send(c->frame, &c->io, opcode, 0, data, len, !c->server);
+  return pyws_frame_send(&c->io, opcode, 0, data, len, !c->server);
 }
 
 /* A data message: compressed into one RSV1 frame when the extension is on. */
@@ -199,7 +223,7 @@ static int send_message(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_
   }
   rv = pyws_deflate_compress(c->deflate, data, len, &c->zbuf);
   if (rv == 0) {
-    rv = pyws_frame_send(c->frame, &c->io, opcode, WSLAY_RSV1_BIT, pyws_buf_bytes(&c->zbuf),
+    rv = pyws_frame_send(&c->io, opcode, WSLAY_RSV1_BIT, pyws_buf_bytes(&c->zbuf),
                          pyws_buf_size(&c->zbuf), !c->server);
   }
   /* Emptied, and released if it grew large. */
@@ -212,6 +236,13 @@ static int send_message(pyws_conn *c, uint8_t opcode, const uint8_t *data, size_
 static uint64_t wire_limit(uint64_t limit) {
   uint64_t slack = (limit >> 12) + 64;
   return limit > UINT64_MAX - slack ? UINT64_MAX : limit + slack;
+}
+
+/* The length of a frame header as wslay gets it (without a masking key):
+ * wslay refuses lengths that are not minimally encoded, so the payload
+ * length decides it. */
+static uint64_t wslay_header_length(uint64_t payload_length) {
+  return 2 + (payload_length > 65535 ? 8 : payload_length > 125 ? 2 : 0);
 }
 
 /* Send a close frame: code 1005 means an empty payload. */
@@ -331,6 +362,7 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
       }
     }
   }
+  c->consumed += wslay_header_length(f->payload_length);
   c->frame_opcode = f->opcode;
   c->frame_fin = f->fin;
   c->frame_len = f->payload_length;
@@ -474,6 +506,7 @@ static int on_chunk(pyws_conn *c, const struct wslay_frame_iocb *f) {
       }
     }
     c->frame_got += f->data_length;
+    c->consumed += f->data_length;
   }
   if (c->frame_got == c->frame_len) {
     c->in_frame = 0;
@@ -486,6 +519,9 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
   int rv = 0;
   if (!c->reading) {
     return 0;
+  }
+  if ((rv = frame_acquire(c)) != 0) {
+    return rv;
   }
   c->io.in = data;
   c->io.in_len = len;
@@ -523,6 +559,7 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
   }
   c->io.in = NULL;
   c->io.in_len = 0;
+  frame_release_if_idle(c);
   return rv;
 }
 

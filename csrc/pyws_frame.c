@@ -1,11 +1,11 @@
 /*
- * wslay frame-layer callbacks over memory (see pyws_frame.h).
+ * wslay's recv callback over memory, and the frame encoder (see
+ * pyws_frame.h).
  *
- * The send callback never refuses: pyws_frame_send reserves room for the
- * whole frame first, so wslay_frame_send always completes in one call and
- * its internal state never stays half-way through a frame.  The recv
- * callback is the reader described in pyws_frame.h: wslay gets headers
- * without masks and payloads already unmasked.
+ * The recv callback is the reader described in pyws_frame.h: wslay gets
+ * headers without masks and payloads already unmasked.  The encoder writes
+ * RFC 6455 section 5.2 frames with the shortest length encoding, as wslay's
+ * sender did, into room reserved up front for the whole frame.
  */
 #include "pyws_frame.h"
 
@@ -18,16 +18,6 @@
 
 #include "pyws_error.h"
 #include "pyws_random.h"
-
-static ssize_t on_send(const uint8_t *data, size_t len, int flags, void *user) {
-  pyws_frame_io *io = user;
-  (void)flags;
-  /* Room was reserved by pyws_frame_send, so this cannot fail. */
-  if (pyws_buf_append(io->out, data, len) != 0) {
-    return -1;
-  }
-  return (ssize_t)len;
-}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* 32 bytes per step where the CPU has AVX2 (chosen at run time). */
@@ -172,61 +162,85 @@ int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *
 }
 
 static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
+  pyws_frame_io *io = user;
+  size_t n = read_frames(io, buf, len);
   (void)flags;
+  io->reader.handed += n;
   /* 0 makes wslay answer WSLAY_ERR_WANT_READ. */
-  return (ssize_t)read_frames(user, buf, len);
+  return (ssize_t)n;
 }
 
-static int on_genmask(uint8_t *buf, size_t len, void *user) {
-  pyws_frame_io *io = user;
-  if (io->pool_left < len) {
+/* A masking key from the pool of random bytes (refilled as needed). */
+static int draw_mask_key(pyws_frame_io *io, uint8_t key[4]) {
+  if (io->pool_left < 4) {
     if (pyws_random_bytes(io->pool, sizeof(io->pool)) != 0) {
       return -1;
     }
     io->pool_left = sizeof(io->pool);
   }
-  memcpy(buf, io->pool + sizeof(io->pool) - io->pool_left, len);
-  io->pool_left -= len;
+  memcpy(key, io->pool + sizeof(io->pool) - io->pool_left, 4);
+  io->pool_left -= 4;
   return 0;
 }
 
 int pyws_frame_context_new(wslay_frame_context_ptr *ctx, pyws_frame_io *io) {
-  struct wslay_frame_callbacks cb = {on_send, on_recv, on_genmask};
+  /* Parsing only: frames are never sent through wslay. */
+  struct wslay_frame_callbacks cb = {NULL, on_recv, NULL};
   if (wslay_frame_context_init(ctx, &cb, io) != 0) {
     return PYWS_ERR_NOMEM;
   }
   return 0;
 }
 
-int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
-                    uint8_t opcode, uint8_t rsv, const uint8_t *data, size_t len,
-                    int mask) {
-  struct wslay_frame_iocb iocb;
-  ssize_t r;
+int pyws_frame_send(pyws_frame_io *io, uint8_t opcode, uint8_t rsv, const uint8_t *data,
+                    size_t len, int mask) {
+  pyws_buf *out = io->out;
+  uint8_t header[PYWS_FRAME_MAX_HEADER];
+  uint8_t key[4];
+  size_t hlen = 2, i;
   int rv;
   if ((opcode & 0x8) && len > 125) {
     return PYWS_ERR_INVALID_ARGUMENT;
   }
-  if (len > SIZE_MAX - PYWS_FRAME_MAX_HEADER) {
+  /* The 64-bit length field has its top bit clear (section 5.2). */
+  if (len > SIZE_MAX - PYWS_FRAME_MAX_HEADER || (uint64_t)len >> 63) {
     return PYWS_ERR_TOO_LARGE;
   }
-  if ((rv = pyws_buf_reserve(io->out, len + PYWS_FRAME_MAX_HEADER)) != 0) {
+  header[0] = (uint8_t)(0x80 | (rsv & 7) << 4 | (opcode & 0xf)); /* FIN, RSV, opcode */
+  if (len < 126) {
+    header[1] = (uint8_t)len;
+  } else if (len < 65536) {
+    header[1] = 126;
+    header[2] = (uint8_t)(len >> 8);
+    header[3] = (uint8_t)len;
+    hlen = 4;
+  } else {
+    header[1] = 127;
+    for (i = 0; i < 8; i++) {
+      header[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    hlen = 10;
+  }
+  if (mask) {
+    if (draw_mask_key(io, key) != 0) {
+      return PYWS_ERR_RANDOM;
+    }
+    header[1] |= 0x80;
+    memcpy(header + hlen, key, 4);
+    hlen += 4;
+  }
+  if ((rv = pyws_buf_reserve(out, hlen + len)) != 0) {
     return rv;
   }
-  memset(&iocb, 0, sizeof(iocb));
-  iocb.fin = 1;
-  iocb.rsv = rsv;
-  iocb.opcode = opcode;
-  iocb.mask = mask ? 1 : 0;
-  iocb.payload_length = len;
-  iocb.data = data;
-  iocb.data_length = len;
-  r = wslay_frame_send(ctx, &iocb);
-  if (r == WSLAY_ERR_INVALID_CALLBACK) {
-    return PYWS_ERR_RANDOM; /* the masking key could not be drawn */
-  }
-  if (r < 0 || (size_t)r != len) {
-    return PYWS_ERR_WSLAY;
+  memcpy(out->data + out->len, header, hlen);
+  out->len += hlen;
+  if (len > 0) {
+    if (mask) {
+      unmask_copy(out->data + out->len, data, len, key, 0); /* XOR: masks too */
+    } else {
+      memcpy(out->data + out->len, data, len);
+    }
+    out->len += len;
   }
   return 0;
 }
@@ -248,14 +262,7 @@ size_t pyws_frame_header_encode(uint8_t *hdr, uint8_t opcode, uint64_t len) {
 int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,
                       size_t len, int mask) {
   pyws_frame_io io;
-  wslay_frame_context_ptr ctx;
-  int rv;
   memset(&io, 0, sizeof(io));
   io.out = out;
-  if ((rv = pyws_frame_context_new(&ctx, &io)) != 0) {
-    return rv;
-  }
-  rv = pyws_frame_send(ctx, &io, opcode, 0, data, len, mask);
-  wslay_frame_context_free(ctx);
-  return rv;
+  return pyws_frame_send(&io, opcode, 0, data, len, mask);
 }

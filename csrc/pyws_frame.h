@@ -1,12 +1,14 @@
 /*
- * Plumbing between wslay's frame layer and in-memory buffers.
+ * Frames between memory and wslay's frame layer.
  *
- * wslay's frame API reads and writes through callbacks.  pyws_frame_io is
- * what those callbacks see: the input bytes the parser may read, the buffer
- * encoded frames are appended to, and a pool of random bytes for masking
- * keys.  Everything wslay-specific about sending lives here, so the
- * connection engine and the one-shot encoder (used for broadcast: one frame
- * encoded once, the same bytes written to many sockets) share one encoder.
+ * wslay's frame API parses what its recv callback gives it.  pyws_frame_io
+ * is what that callback sees: the input bytes the parser may read; and, for
+ * sending, the buffer encoded frames are appended to and a pool of random
+ * bytes for masking keys.  Frames are encoded here, not by wslay's sender,
+ * which needs a frame context (4 KiB with its input buffer) and masks byte
+ * by byte; the connection engine and the one-shot encoder (used for
+ * broadcast: one frame encoded once, the same bytes written to many
+ * sockets) share the encoder.
  */
 #ifndef PYWS_FRAME_H
 #define PYWS_FRAME_H
@@ -49,6 +51,8 @@ typedef struct pyws_frame_reader {
   int expect_masked;      /* server role: frames must be masked */
   int wrong_mask;         /* a frame broke the masking rule; it and all that
                              follows were withheld from wslay */
+  uint64_t handed;        /* bytes given to wslay so far (headers as
+                             rewritten, payloads) */
 } pyws_frame_reader;
 
 typedef struct pyws_frame_io {
@@ -65,26 +69,25 @@ typedef struct pyws_frame_io {
  * sent, payload_length; no data) and return 1; else 0. */
 int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb);
 
-/* Create a wslay frame context whose callbacks use `io` (which must outlive
- * it).  0 or PYWS_ERR_NOMEM.  Free with wslay_frame_context_free. */
+/* Create a wslay frame context reading through `io` (which must outlive
+ * it); for parsing only.  0 or PYWS_ERR_NOMEM.  Free with
+ * wslay_frame_context_free. */
 int pyws_frame_context_new(wslay_frame_context_ptr *ctx, pyws_frame_io *io);
 
-/* Append one complete frame (FIN set) to io->out through `ctx`.  `rsv`:
- * the reserved bits (WSLAY_RSV1_BIT marks a compressed message; 0 without
- * extensions).  `mask`: 1 for a client frame (a fresh random masking key),
- * 0 for a server frame.  0, PYWS_ERR_NOMEM, PYWS_ERR_RANDOM or PYWS_ERR_INVALID_ARGUMENT
- * (control frame over 125 bytes). */
-int pyws_frame_send(wslay_frame_context_ptr ctx, pyws_frame_io *io,
-                    uint8_t opcode, uint8_t rsv, const uint8_t *data, size_t len,
-                    int mask);
+/* Append one complete frame (FIN set) to io->out.  `rsv`: the reserved
+ * bits (WSLAY_RSV1_BIT marks a compressed message; 0 without extensions).
+ * `mask`: 1 for a client frame (a fresh random masking key), 0 for a server
+ * frame.  0, PYWS_ERR_NOMEM, PYWS_ERR_TOO_LARGE, PYWS_ERR_RANDOM or
+ * PYWS_ERR_INVALID_ARGUMENT (control frame over 125 bytes). */
+int pyws_frame_send(pyws_frame_io *io, uint8_t opcode, uint8_t rsv, const uint8_t *data,
+                    size_t len, int mask);
 
 /* Write the header of an unmasked frame with FIN set, RSV clear and `len`
  * payload bytes into `hdr` (room for PYWS_FRAME_MAX_HEADER bytes); returns
- * its length.  The same bytes wslay_frame_send would produce. */
+ * its length.  The same bytes pyws_frame_send would produce. */
 size_t pyws_frame_header_encode(uint8_t *hdr, uint8_t opcode, uint64_t len);
 
-/* One-shot: append one complete frame, RSV clear, to `out` (a temporary
- * context). */
+/* One-shot: append one complete frame, RSV clear, to `out`. */
 int pyws_frame_encode(pyws_buf *out, uint8_t opcode, const uint8_t *data,
                       size_t len, int mask);
 

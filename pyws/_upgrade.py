@@ -473,19 +473,29 @@ def code_for_status(status_line: str, default: int) -> Tuple[int, str]:
     return code, reason
 
 
+class _StatusRecorder:
+    """The ``start_response`` given to a WebSocket application: it keeps the
+    last status line (a WebSocket has no HTTP body to send).  A slotted
+    object, smaller than a closure, as it lives as long as the connection."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status: Optional[str] = None
+
+    def __call__(self, status_line: str, headers: List[Tuple[str, str]],
+                 exc_info: Any = None) -> Callable[[bytes], None]:
+        self.status = status_line
+        return _discard
+
+
 def run_websocket_app(application: Callable[..., Any], environ: Environ,
                       ws: WebSocket) -> None:
     """Call the WSGI ``application`` for an upgraded request, then close
     ``ws`` with a code that says how it ended: 1000 normally, 1008/1011 if
     it answered a 4xx/5xx without touching the socket, 1011 if it raised
     (re-raised), 1001 for GreenletExit and the like (re-raised)."""
-    status: List[str] = []
-
-    def start_response(status_line: str, headers: List[Tuple[str, str]],
-                       exc_info: Any = None) -> Callable[[bytes], None]:
-        status[:] = [status_line]
-        return _discard
-
+    start_response = _StatusRecorder()
     code, reason = 1000, ""
     try:
         prepare_routing_app(application, environ)
@@ -508,8 +518,8 @@ def run_websocket_app(application: Callable[..., Any], environ: Environ,
         raise
     finally:
         if not ws.closed:
-            if status and not ws._used:
-                code, reason = code_for_status(status[0], code)
+            if start_response.status is not None and not ws._used:
+                code, reason = code_for_status(start_response.status, code)
             try:
                 ws.close(code, reason)
             except Exception:

@@ -116,6 +116,10 @@ def server_options(base: Optional[Mapping[str, Any]] = None,
 class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):  # type: ignore[misc, unused-ignore]
     """pyws's upgrade handling, gunicorn's access log and environ."""
 
+    # gunicorn's access log reads the request and response headers.
+    shed_after_upgrade = WebSocketHandler.shed_after_upgrade - {"headers",
+                                                                "response_headers"}
+
     def websocket_opened(self, ws: WebSocket) -> None:
         _open_sockets.add(ws)
 
