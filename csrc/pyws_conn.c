@@ -67,7 +67,10 @@ struct pyws_conn {
   uint8_t frame_fin;
   uint64_t frame_len;
   uint64_t frame_got;
-  uint8_t ctrl[125];
+  /* Allocated when first needed, so an idle connection does not carry
+   * them: the payload of a control frame (125 bytes at most, and wslay
+   * refuses longer ones) and the close reason. */
+  uint8_t *ctrl;
   size_t ctrl_len;
 
   /* The data message being assembled (opcode 0 when none). */
@@ -85,7 +88,7 @@ struct pyws_conn {
   int reading;
   int close_sent, close_received, failed, eof;
   uint16_t close_code;
-  uint8_t close_reason[PYWS_MAX_CLOSE_REASON];
+  uint8_t *close_reason; /* PYWS_MAX_CLOSE_REASON bytes, or NULL */
   size_t close_reason_len;
 };
 
@@ -150,6 +153,8 @@ void pyws_conn_free(pyws_conn *c) {
   pyws_buf_free(&c->out);
   pyws_buf_free(&c->msg);
   pyws_buf_free(&c->zbuf);
+  free(c->ctrl);
+  free(c->close_reason);
   free(c);
 }
 
@@ -271,6 +276,10 @@ static void set_close(pyws_conn *c, uint16_t code, const uint8_t *reason, size_t
     len = PYWS_MAX_CLOSE_REASON;
   }
   c->close_code = code;
+  if (len > 0 && c->close_reason == NULL &&
+      (c->close_reason = malloc(PYWS_MAX_CLOSE_REASON)) == NULL) {
+    len = 0; /* out of memory: the code without its reason */
+  }
   if (len > 0) {
     memcpy(c->close_reason, reason, len);
   }
@@ -361,6 +370,9 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
         return rv;
       }
     }
+  }
+  if ((f->opcode & 0x8) && c->ctrl == NULL && (c->ctrl = malloc(125)) == NULL) {
+    return PYWS_ERR_NOMEM;
   }
   c->consumed += wslay_header_length(f->payload_length);
   c->frame_opcode = f->opcode;
@@ -652,5 +664,5 @@ uint16_t pyws_conn_close_code(const pyws_conn *c) {
 
 const uint8_t *pyws_conn_close_reason(const pyws_conn *c, size_t *len) {
   *len = c->close_reason_len;
-  return c->close_reason;
+  return c->close_reason ? c->close_reason : (const uint8_t *)"";
 }

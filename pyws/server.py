@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Sequence, Tuple
 
+from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
 from . import _core
@@ -12,6 +13,15 @@ from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSoc
 from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, check_non_negative
 
 __all__ = ["WebSocketServer"]
+
+
+class _ConnectionGreenlet(Greenlet):  # type: ignore[misc, type-arg, unused-ignore]
+    """A connection's greenlet, without the record of the stack that spawned
+    it (gevent keeps up to ten frames of it per greenlet, for debugging
+    output; here they would only say "the accept loop").  That record lives
+    as long as the connection, a few hundred bytes on every idle one."""
+
+    spawning_stack_limit = 0
 
 
 class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
@@ -98,6 +108,8 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
         if spawn is None:
             super().do_handle(*args)
             return
+        if spawn == Greenlet.spawn:  # the default: no pool
+            spawn = _ConnectionGreenlet.spawn
         try:
             spawn(self._serve, *args)
         except BaseException:

@@ -253,7 +253,11 @@ class WebSocket:
 
     def _receive_slow(self) -> Optional[Message]:
         self._used = True
-        with self._read_lock:
+        # acquire/release rather than `with`: a `with` keeps a bound
+        # __exit__ alive for as long as the wait, on every idle connection.
+        lock = self._read_lock
+        lock.acquire()
+        try:
             while True:
                 messages = self._messages
                 if messages:
@@ -276,6 +280,8 @@ class WebSocket:
                     self._feed(data)
                 else:
                     self._eof()
+        finally:
+            lock.release()
 
     def _receive_direct(self) -> Optional[Message]:
         """The engine reads the socket itself until a message is complete;
