@@ -290,6 +290,7 @@ class WebSocket:
         receive_from = self._proto.receive_from
         fileno = self._fileno
         timers = self._wakeup is not None
+        gevent_direct = self._direct == _GEVENT
         readable = False
         while True:
             result = receive_from(fileno(), readable)
@@ -299,7 +300,19 @@ class WebSocket:
                 return cast(Message, result)
             if result == _RECV_WAIT:
                 try:
-                    self._wait_ready(False)
+                    sock: Any = self._sock
+                    event = sock._read_event if gevent_direct else None
+                    if (event is not None and sock.timeout is None
+                            and event.callback is None):
+                        # _wait_ready's gevent wait, inlined: this is the
+                        # wait of nearly every message.
+                        event.start(_getcurrent().switch)
+                        try:
+                            sock.hub.switch()
+                        finally:
+                            event.stop()
+                    else:
+                        self._wait_ready(False)
                 except OSError:  # timed out, or closed by another task
                     self._eof()
                     return None
@@ -463,7 +476,17 @@ class WebSocket:
         if self._dead or message is None:
             self._refuse(message)
         self._used = True
-        if self._direct:
+        direct = self._direct
+        if direct == _GEVENT and not self._lock.locked():
+            # Greenlets do not preempt each other, and the engine's call does
+            # not switch: with the lock free, nothing can come between this
+            # check and the frame's write, so the lock is taken only if the
+            # socket does not take the whole frame at once.
+            left = self._proto.send_to(self._fileno(), message, binary)
+            if left != 0:
+                self._finish_direct(left)
+            return
+        if direct:
             self._send_direct(message, binary)
             return
         proto = self._proto
@@ -519,25 +542,45 @@ class WebSocket:
         """send() on a plain socket: the engine writes the frame itself, from
         the message's buffer, and what the socket did not take once it is
         writable; under the send lock, like _write."""
-        proto = self._proto
-        error: Optional[OSError] = None
         with self._lock:
-            left = proto.send_to(self._fileno(), message, binary)
-            while left > 0:
-                try:
-                    self._wait_ready(True)
-                except OSError as exc:
-                    error = exc
-                    break
-                left = proto.flush_to(self._fileno())
-            if left == 0 and error is None:
+            left = self._proto.send_to(self._fileno(), message, binary)
+            if left == 0:
                 return
+            error = self._flush_direct(left)
             if error is None:
-                error = OSError(-left, os.strerror(-left))
-            if proto.state != _CLOSED:
-                proto.receive_eof()
+                return
         self._teardown()
         raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+
+    def _finish_direct(self, left: int) -> None:
+        """The rest of a frame send_to began without the lock (see send)."""
+        with self._lock:
+            error = self._flush_direct(left)
+            if error is None:
+                return
+        self._teardown()
+        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+
+    def _flush_direct(self, left: int) -> Optional[OSError]:
+        """Under the send lock: write the engine's output as the socket
+        becomes writable, ``left`` bytes (or -errno) to start with.  None
+        once all is written; else the error, the engine told of the EOF."""
+        proto = self._proto
+        error: Optional[OSError] = None
+        while left > 0:
+            try:
+                self._wait_ready(True)
+            except OSError as exc:
+                error = exc
+                break
+            left = proto.flush_to(self._fileno())
+        if left == 0 and error is None:
+            return None
+        if error is None:
+            error = OSError(-left, os.strerror(-left))
+        if proto.state != _CLOSED:
+            proto.receive_eof()
+        return error
 
     def send_encoded(self, frame: bytes) -> None:
         """Write one complete frame encoded beforehand (by
