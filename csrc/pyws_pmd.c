@@ -205,8 +205,46 @@ static int read_element(cursor *c, pyws_str *name, pmd_element *e, const char **
   }
 }
 
-static int field_is(const pyws_http_header *h, const char *name) {
-  return pyws_str_ieq(h->name, name);
+/* Every element of every Sec-WebSocket-Extensions field, in order. */
+typedef struct element_iter {
+  const pyws_http_header *headers;
+  size_t nheaders, field;
+  cursor c;
+  int in_field;
+} element_iter;
+
+static void iter_init(element_iter *it, const pyws_http_header *headers, size_t nheaders) {
+  memset(it, 0, sizeof(*it));
+  it->headers = headers;
+  it->nheaders = nheaders;
+}
+
+/* 1: the next extension (*name, and *e if it is permessage-deflate); 0 at
+ * the end of the last field; -1 on a syntax error (*why set). */
+static int iter_next(element_iter *it, pyws_str *name, pmd_element *e, const char **why) {
+  for (;;) {
+    int r;
+    if (!it->in_field) {
+      while (it->field < it->nheaders &&
+             !pyws_str_ieq(it->headers[it->field].name, "Sec-WebSocket-Extensions")) {
+        it->field++;
+      }
+      if (it->field == it->nheaders) {
+        return 0;
+      }
+      it->c.s = it->headers[it->field].value.ptr;
+      it->c.len = it->headers[it->field].value.len;
+      it->c.pos = 0;
+      it->in_field = 1;
+      it->field++;
+    }
+    r = read_element(&it->c, name, e, why);
+    if (r == 0) {
+      it->in_field = 0;
+    } else if (r != 2) {
+      return r;
+    }
+  }
 }
 
 #define APPEND_LIT(b, s)                                                      \
@@ -251,47 +289,35 @@ static int min_bits(int a, int b) { return a < b ? a : b; }
 int pyws_pmd_negotiate(const pyws_http_header *headers, size_t nheaders,
                        const pyws_pmd_params *settings, pyws_pmd_params *agreed,
                        pyws_buf *response, const char **why) {
-  size_t i;
-  int found = 0;
+  element_iter it;
+  pyws_str name;
+  pmd_element e;
+  int found = 0, r;
   /* Every field is read to the end, so a malformed header is refused even
    * after an acceptable offer. */
-  for (i = 0; i < nheaders; i++) {
-    cursor c;
-    if (!field_is(&headers[i], "Sec-WebSocket-Extensions")) {
+  iter_init(&it, headers, nheaders);
+  while ((r = iter_next(&it, &name, &e, why)) == 1) {
+    if (found || e.invalid || !pyws_str_ieq(name, "permessage-deflate")) {
       continue;
     }
-    c.s = headers[i].value.ptr;
-    c.len = headers[i].value.len;
-    c.pos = 0;
-    for (;;) {
-      pyws_str name;
-      pmd_element e;
-      int r = read_element(&c, &name, &e, why);
-      if (r < 0) {
-        return PYWS_ERR_HTTP_PARSE;
-      }
-      if (r == 0) {
-        break;
-      }
-      if (r == 2 || found || e.invalid || !pyws_str_ieq(name, "permessage-deflate")) {
-        continue;
-      }
-      found = 1;
-      agreed->server_no_context_takeover =
-          (uint8_t)(e.server_no_context_takeover || settings->server_no_context_takeover);
-      agreed->client_no_context_takeover =
-          (uint8_t)(e.client_no_context_takeover || settings->client_no_context_takeover);
-      agreed->server_max_window_bits = (uint8_t)min_bits(
-          e.server_max_window_bits ? e.server_max_window_bits : 15,
-          settings->server_max_window_bits);
-      /* The client's window may be limited only if it said it supports
-       * the parameter; its value, if any, is the largest it will use. */
-      agreed->client_max_window_bits =
-          (uint8_t)(e.client_max_window_bits == 0
-                        ? 15
-                        : min_bits(e.client_max_window_bits > 0 ? e.client_max_window_bits : 15,
-                                   settings->client_max_window_bits));
-    }
+    found = 1;
+    agreed->server_no_context_takeover =
+        (uint8_t)(e.server_no_context_takeover || settings->server_no_context_takeover);
+    agreed->client_no_context_takeover =
+        (uint8_t)(e.client_no_context_takeover || settings->client_no_context_takeover);
+    agreed->server_max_window_bits = (uint8_t)min_bits(
+        e.server_max_window_bits ? e.server_max_window_bits : 15,
+        settings->server_max_window_bits);
+    /* The client's window may be limited only if it said it supports the
+     * parameter; its value, if any, is the largest it will use. */
+    agreed->client_max_window_bits =
+        (uint8_t)(e.client_max_window_bits == 0
+                      ? 15
+                      : min_bits(e.client_max_window_bits > 0 ? e.client_max_window_bits : 15,
+                                 settings->client_max_window_bits));
+  }
+  if (r < 0) {
+    return PYWS_ERR_HTTP_PARSE;
   }
   if (!found) {
     return 0;
@@ -318,42 +344,26 @@ int pyws_pmd_offer(const pyws_pmd_params *settings, pyws_buf *out) {
 int pyws_pmd_check_response(const pyws_http_header *headers, size_t nheaders,
                             const pyws_pmd_params *settings, pyws_pmd_params *agreed,
                             const char **why) {
-  size_t i;
-  int found = 0;
-  pmd_element accepted;
+  element_iter it;
+  pyws_str name;
+  pmd_element e, accepted;
+  int found = 0, r;
   memset(&accepted, 0, sizeof(accepted));
-  for (i = 0; i < nheaders; i++) {
-    cursor c;
-    if (!field_is(&headers[i], "Sec-WebSocket-Extensions")) {
-      continue;
+  iter_init(&it, headers, nheaders);
+  while ((r = iter_next(&it, &name, &e, why)) == 1) {
+    if (!pyws_str_ieq(name, "permessage-deflate")) {
+      *why = "the server selected an extension that was not offered";
+      return PYWS_ERR_HTTP_PARSE;
     }
-    c.s = headers[i].value.ptr;
-    c.len = headers[i].value.len;
-    c.pos = 0;
-    for (;;) {
-      pyws_str name;
-      pmd_element e;
-      int r = read_element(&c, &name, &e, why);
-      if (r < 0) {
-        return PYWS_ERR_HTTP_PARSE;
-      }
-      if (r == 0) {
-        break;
-      }
-      if (r == 2) {
-        continue;
-      }
-      if (!pyws_str_ieq(name, "permessage-deflate")) {
-        *why = "the server selected an extension that was not offered";
-        return PYWS_ERR_HTTP_PARSE;
-      }
-      if (found) {
-        *why = "the server selected permessage-deflate more than once";
-        return PYWS_ERR_HTTP_PARSE;
-      }
-      found = 1;
-      accepted = e;
+    if (found) {
+      *why = "the server selected permessage-deflate more than once";
+      return PYWS_ERR_HTTP_PARSE;
     }
+    found = 1;
+    accepted = e;
+  }
+  if (r < 0) {
+    return PYWS_ERR_HTTP_PARSE;
   }
   if (!found) {
     return 0;

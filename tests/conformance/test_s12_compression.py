@@ -94,26 +94,23 @@ def test_extra_rsv1_on_continuation_frame_fails_with_1002(echo) -> None:
         expect_failure(c, 1002)
 
 
-def test_extra_rsv1_on_ping_fails_with_1002(echo) -> None:
+@pytest.mark.parametrize("wire, code", [
+    pytest.param(frame(OP_PING, b"x", rsv=RSV1), 1002, id="rsv1_on_a_ping"),
+    pytest.param(frame(OP_TEXT, b"Hello", rsv=2), 1002, id="rsv2_even_with_deflate"),
+    # BTYPE 11 is reserved: no valid DEFLATE stream starts with 0xff.
+    pytest.param(frame(OP_BINARY, b"\xff\xff\xff\xff", rsv=RSV1), 1007,
+                 id="invalid_deflate_data"),
+    # What follows a final block is read as a new DEFLATE stream (RFC 7692
+    # section 7.2.3.4's example has one byte of it); this one is invalid.
+    pytest.param(frame(OP_TEXT, bytes.fromhex("f348cdc9c90700") + b"\xff", rsv=RSV1), 1007,
+                 id="invalid_stream_after_a_final_block"),
+])
+def test_extra_broken_compressed_frames_fail_the_connection(echo, wire: bytes,
+                                                            code: int) -> None:
     with Client(echo.port) as c:
         _session(c)
-        c.send(frame(OP_PING, b"x", rsv=RSV1))
-        expect_failure(c, 1002)
-
-
-def test_extra_rsv2_fails_with_1002_even_with_deflate(echo) -> None:
-    with Client(echo.port) as c:
-        _session(c)
-        c.send(frame(OP_TEXT, b"Hello", rsv=2))
-        expect_failure(c, 1002)
-
-
-def test_extra_invalid_deflate_data_fails_with_1007(echo) -> None:
-    with Client(echo.port) as c:
-        _session(c)
-        # BTYPE 11 is reserved: no valid DEFLATE stream starts with 0xff.
-        c.send(frame(OP_BINARY, b"\xff\xff\xff\xff", rsv=RSV1))
-        expect_failure(c, 1007)
+        c.send(wire)
+        expect_failure(c, code)
 
 
 def test_extra_compressed_invalid_utf8_fails_with_1007(echo) -> None:
@@ -175,16 +172,6 @@ def test_extra_final_block_and_uncompressed_messages_between_compressed_ones(ech
         c.send(session.message_frames(OP_TEXT, b"Hello again"))
         session.read_echo(c, OP_TEXT, b"Hello again")
         close_normally(c)
-
-
-def test_extra_invalid_stream_after_a_final_block_fails_with_1007(echo) -> None:
-    """What follows a final block is read as a new DEFLATE stream (RFC 7692
-    section 7.2.3.4's example has one byte of it); this one starts with the
-    reserved block type."""
-    with Client(echo.port) as c:
-        _session(c)
-        c.send(frame(OP_TEXT, bytes.fromhex("f348cdc9c90700") + b"\xff", rsv=RSV1))
-        expect_failure(c, 1007)
 
 
 def test_extra_malformed_extensions_header_is_refused_with_400(echo) -> None:

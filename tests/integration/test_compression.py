@@ -30,6 +30,17 @@ def plain_server(tmp_path_factory):
     server.stop()
 
 
+def echo_round_trips(ws, messages) -> None:
+    """Each message through a pyws client and back, then a clean close."""
+    try:
+        assert ws.compressed
+        for message in messages:
+            ws.send(message)
+            assert call_with_timeout(ws.receive) == message
+    finally:
+        ws.close()
+
+
 def websockets_connect(url: str, **kw):
     from websockets.sync.client import connect
     return connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, max_size=None, **kw)
@@ -88,15 +99,8 @@ def test_server_with_compression_off_declines_the_offer(plain_server):
 def test_pyws_client_and_server_compress_and_report_it(echo_server):
     with CountingProxy(echo_server.port) as proxy:
         ws = pyws.connect(f"ws://127.0.0.1:{proxy.port}/info", timeout=TIMEOUT)
-        try:
-            assert ws.compressed
-            info = json.loads(call_with_timeout(ws.receive))
-            assert info["compressed"] is True
-            for message in (COMPRESSIBLE, COMPRESSIBLE.encode(), b"", "é" * 70000):
-                ws.send(message)
-                assert call_with_timeout(ws.receive) == message
-        finally:
-            ws.close()
+        assert json.loads(call_with_timeout(ws.receive))["compressed"] is True
+        echo_round_trips(ws, (COMPRESSIBLE, COMPRESSIBLE.encode(), b"", "é" * 70000))
         assert proxy.upstream < 64 << 10 and proxy.downstream < 64 << 10
 
 
@@ -107,12 +111,7 @@ def test_pyws_client_settings_and_switch(echo_server):
                                       level=1)
     ws = pyws.connect(f"ws://127.0.0.1:{echo_server.port}/ws", timeout=TIMEOUT,
                       compression=settings)
-    try:
-        assert ws.compressed
-        ws.send(COMPRESSIBLE)
-        assert call_with_timeout(ws.receive) == COMPRESSIBLE
-    finally:
-        ws.close()
+    echo_round_trips(ws, (COMPRESSIBLE, COMPRESSIBLE[:1000]))
     ws = pyws.connect(f"ws://127.0.0.1:{echo_server.port}/info", timeout=TIMEOUT,
                       compression=False)
     try:
@@ -147,13 +146,7 @@ def test_pyws_client_against_websockets_server(websockets_server):
     port = websockets_server()
     with CountingProxy(port) as proxy:
         ws = pyws.connect(f"ws://127.0.0.1:{proxy.port}/", timeout=TIMEOUT)
-        try:
-            assert ws.compressed
-            for message in (COMPRESSIBLE, COMPRESSIBLE.encode(), "", os.urandom(5000)):
-                ws.send(message)
-                assert call_with_timeout(ws.receive) == message
-        finally:
-            ws.close()
+        echo_round_trips(ws, (COMPRESSIBLE, COMPRESSIBLE.encode(), "", os.urandom(5000)))
         assert proxy.upstream < 64 << 10 and proxy.downstream < 64 << 10
 
 
@@ -164,10 +157,4 @@ def test_pyws_client_accepts_a_websockets_server_limiting_everything(websockets_
         server_max_window_bits=9, client_max_window_bits=8,
         require_client_max_window_bits=False)])
     ws = pyws.connect(f"ws://127.0.0.1:{port}/", timeout=TIMEOUT)
-    try:
-        assert ws.compressed
-        for message in (COMPRESSIBLE, COMPRESSIBLE[:300] * 3, os.urandom(3000)):
-            ws.send(message)
-            assert call_with_timeout(ws.receive) == message
-    finally:
-        ws.close()
+    echo_round_trips(ws, (COMPRESSIBLE, COMPRESSIBLE[:300] * 3, os.urandom(3000)))
