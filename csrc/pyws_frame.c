@@ -197,7 +197,7 @@ int pyws_frame_send(pyws_frame_io *io, uint8_t opcode, uint8_t rsv, const uint8_
   pyws_buf *out = io->out;
   uint8_t header[PYWS_FRAME_MAX_HEADER];
   uint8_t key[4];
-  size_t hlen = 2, i;
+  size_t hlen;
   int rv;
   if ((opcode & 0x8) && len > 125) {
     return PYWS_ERR_INVALID_ARGUMENT;
@@ -206,21 +206,8 @@ int pyws_frame_send(pyws_frame_io *io, uint8_t opcode, uint8_t rsv, const uint8_
   if (len > SIZE_MAX - PYWS_FRAME_MAX_HEADER || (uint64_t)len >> 63) {
     return PYWS_ERR_TOO_LARGE;
   }
-  header[0] = (uint8_t)(0x80 | (rsv & 7) << 4 | (opcode & 0xf)); /* FIN, RSV, opcode */
-  if (len < 126) {
-    header[1] = (uint8_t)len;
-  } else if (len < 65536) {
-    header[1] = 126;
-    header[2] = (uint8_t)(len >> 8);
-    header[3] = (uint8_t)len;
-    hlen = 4;
-  } else {
-    header[1] = 127;
-    for (i = 0; i < 8; i++) {
-      header[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    }
-    hlen = 10;
-  }
+  hlen = pyws_frame_header_encode(header, opcode, len);
+  header[0] |= (uint8_t)((rsv & 7) << 4);
   if (mask) {
     if (draw_mask_key(io, key) != 0) {
       return PYWS_ERR_RANDOM;

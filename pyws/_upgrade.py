@@ -21,7 +21,7 @@ from . import _core
 from .compression import Compression, PerMessageDeflate, resolve
 from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
 from .websocket import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket,
-                        check_non_negative, drain_buffered)
+                        check_non_negative, close_quietly, drain_buffered)
 
 __all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "HandshakePolicy",
            "Refusal", "Negotiated", "Deflate", "negotiate", "asks_for_websocket", "environ_headers",
@@ -517,13 +517,9 @@ def run_websocket_app(application: Callable[..., Any], environ: Environ,
         code = 1011 if isinstance(exc, Exception) else 1001
         raise
     finally:
-        if not ws.closed:
-            if start_response.status is not None and not ws._used:
-                code, reason = code_for_status(start_response.status, code)
-            try:
-                ws.close(code, reason)
-            except Exception:
-                logger.debug("closing WebSocket %s failed", ws.path, exc_info=True)
+        if not ws.closed and start_response.status is not None and not ws._used:
+            code, reason = code_for_status(start_response.status, code)
+        close_quietly(ws, code, reason, logger)
 
 
 # -- Werkzeug / Flask routing --------------------------------------------------

@@ -46,7 +46,7 @@ from ._upgrade import (Environ, HandshakePolicy, OnUpgrade, Refusal, accept_raw,
                        asks_for_websocket, check_limits, is_sock_view, raw_socket,
                        routed_view, run_websocket_app, shut_down)
 from .exceptions import ConnectionClosed, ProtocolError
-from .websocket import WebSocket
+from .websocket import WebSocket, close_quietly
 
 __all__ = ["Sock"]
 
@@ -172,9 +172,7 @@ class Sock:
             else:
                 ws = accept_raw(environ, [self.policy], self.options)
         except Refusal as refusal:
-            logger.info("refused WebSocket handshake for %s: %s (%d)",
-                        environ.get("PATH_INFO"),
-                        refusal.body.decode("utf-8", "replace").strip(), refusal.status)
+            _log_refusal(environ, refusal)
             return _refusal_response(refusal)
         except OSError as exc:  # the client left before its 101
             logger.debug("WebSocket %s: client gone during the handshake: %s",
@@ -224,11 +222,12 @@ def _session(f: Callable[..., Any], ws: WebSocket, kwargs: Dict[str, Any]) -> No
         code = 1001  # the server is stopping
         raise
     finally:
-        if not ws.closed:
-            try:
-                ws.close(code)
-            except Exception:
-                logger.debug("closing WebSocket %s failed", ws.path, exc_info=True)
+        close_quietly(ws, code, log=logger)
+
+
+def _log_refusal(environ: Environ, refusal: Refusal) -> None:
+    logger.info("refused WebSocket handshake for %s: %s (%d)", environ.get("PATH_INFO"),
+                refusal.body.decode("utf-8", "replace").strip(), refusal.status)
 
 
 def _refusal_response(refusal: Refusal) -> Response:
@@ -300,9 +299,7 @@ class _UpgradeMiddleware:
             else:
                 ws = accept_raw(environ, [sock.policy], sock.options)
         except Refusal as refusal:
-            logger.info("refused WebSocket handshake for %s: %s (%d)",
-                        environ.get("PATH_INFO"),
-                        refusal.body.decode("utf-8", "replace").strip(), refusal.status)
+            _log_refusal(environ, refusal)
             return _refusal_response(refusal)(environ, start_response)
         except OSError as exc:
             logger.debug("WebSocket %s: client gone during the handshake: %s",

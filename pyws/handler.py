@@ -21,7 +21,7 @@ from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Ref
                        asks_for_websocket, find_routing_app, is_sock_view, negotiate,
                        new_websocket, prepare_routing_app, routed_view,
                        run_websocket_app)
-from .websocket import WebSocket
+from .websocket import WebSocket, close_quietly
 
 __all__ = ["WebSocketHandler"]
 
@@ -251,12 +251,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         finally:
             environ.pop("pyws.accept", None)
             for ws in accepted:
-                if not ws.closed:
-                    try:
-                        ws.close(1011, "")
-                    except Exception:
-                        logger.debug("closing WebSocket %s failed", ws.path,
-                                     exc_info=True)
+                close_quietly(ws, 1011, log=logger)
                 self._forget(ws)
 
     def _forget(self, ws: WebSocket) -> None:

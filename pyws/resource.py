@@ -32,7 +32,7 @@ from typing import (Any, Callable, ClassVar, Iterable, List, Mapping, Optional,
                     Pattern, Sequence, Tuple, Type, Union, cast)
 
 from .exceptions import ProtocolError
-from .websocket import Message, WebSocket
+from .websocket import Message, WebSocket, close_quietly
 
 __all__ = ["Resource", "WebSocketApplication"]
 
@@ -88,11 +88,7 @@ class WebSocketApplication:
             code = 1011
             raise
         finally:
-            if not ws.closed:
-                try:
-                    ws.close(code)
-                except Exception:
-                    logger.debug("closing WebSocket %s failed", ws.path, exc_info=True)
+            close_quietly(ws, code, log=logger)
             self.on_close(ws.close_reason)
 
     def on_open(self) -> None:

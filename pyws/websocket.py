@@ -862,6 +862,19 @@ def _direct_kind(sock: socket.socket) -> int:
     return _NO_DIRECT
 
 
+def close_quietly(ws: WebSocket, code: int, reason: str = "",
+                  log: logging.Logger = logger) -> None:
+    """Close ``ws`` with ``code`` unless it is closed already, as the end of
+    a handler does; a failure to close is only logged (at debug level, on
+    ``log``): the connection is over either way."""
+    if ws.closed:
+        return
+    try:
+        ws.close(code, reason)
+    except Exception:
+        log.debug("closing WebSocket %s failed", ws.path, exc_info=True)
+
+
 def _readable(sock: socket.socket) -> bool:
     """Is there something to read (data or EOF), without waiting?"""
     try:

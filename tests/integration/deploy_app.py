@@ -45,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from pyws import WebSocket  # noqa: E402
 from pyws.flask import Sock  # noqa: E402
+from tests.server_port import start_and_announce  # noqa: E402
 
 ALLOWED_ORIGINS = ["https://app.example", "http://127.0.0.1:8000"]
 SUBPROTOCOLS = ["chat.v2", "chat.v1"]
@@ -170,10 +171,7 @@ def main() -> None:
         kwargs.update(origins=SERVER_ORIGINS, subprotocols=["server.v1"],
                       extra_headers=[SERVER_HEADER], on_upgrade=server_refusal)
     server = WebSocketServer(("127.0.0.1", args.port), app, **kwargs)  # type: ignore[arg-type]
-    server.start()
-    sys.stdout.write(f"{server.address[1]}\n")
-    sys.stdout.flush()
-    os.dup2(2, 1)
+    start_and_announce(server)
     server.serve_forever()
 
 

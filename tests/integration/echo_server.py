@@ -37,6 +37,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(HERE))  # tests/, for concurrent_messages
 
 import pyws  # noqa: E402
+from tests.server_port import start_and_announce  # noqa: E402
 from concurrent_messages import message as concurrent_message  # noqa: E402
 
 PAGE = b"<!doctype html><html><body><h1>pyws test server</h1></body></html>"
@@ -150,13 +151,7 @@ def main() -> None:
                         if value in ("None", "True", "False") else
                         float(value) if "." in value else int(value))
         server = pyws.WebSocketServer(("127.0.0.1", 0), app, **kw)
-    server.start()
-    port = server.address[1]
-    sys.stdout.write(f"{port}\n")
-    sys.stdout.flush()
-    # Anything printed later goes to stderr (the log file), so the stdout pipe,
-    # which nobody reads any more, can never fill up and block the server.
-    os.dup2(2, 1)
+    start_and_announce(server)
     server.serve_forever()
 
 

@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import pyws  # noqa: E402
+from tests.server_port import start_and_announce  # noqa: E402
 
 OK = b"ok\n"
 
@@ -63,11 +64,7 @@ def main() -> None:
     options = {name: value for name, value in vars(args).items() if value is not None}
 
     server = pyws.WebSocketServer(("127.0.0.1", 0), app, **options)
-    server.start()
-    sys.stdout.write(f"{server.address[1]}\n")
-    sys.stdout.flush()
-    # Later output goes to stderr (the log file): nobody reads stdout any more.
-    os.dup2(2, 1)
+    start_and_announce(server)
     server.serve_forever()
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import pyws  # noqa: E402
 from pyws.hub import DEFAULT_QUEUE_SIZE  # noqa: E402
+from tests.server_port import start_and_announce  # noqa: E402
 
 
 def make_app(hub: pyws.Hub):
@@ -69,11 +70,7 @@ def main() -> None:
     hub = pyws.Hub(queue_size=args.queue_size, overflow=args.overflow, bus=bus)
     # No access log: 200 lines of upgrades would drown the hub's own logs.
     server = pyws.WebSocketServer(("127.0.0.1", 0), make_app(hub), log=None)
-    server.start()
-    sys.stdout.write(f"{server.address[1]}\n")
-    sys.stdout.flush()
-    # Later output goes to stderr (the log file): nobody reads stdout any more.
-    os.dup2(2, 1)
+    start_and_announce(server)
     try:
         server.serve_forever()
     finally:

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from pyws import WebSocketServer  # noqa: E402
 from pyws.websocket import Message  # noqa: E402
 from pyws.resource import Resource, WebSocketApplication  # noqa: E402
+from tests.server_port import start_and_announce  # noqa: E402
 
 CLOSES: List[Dict[str, Any]] = []
 CHANGED = threading.Condition()
@@ -92,10 +93,7 @@ def main() -> None:
     resource = Resource([("^/echo", EchoApp), ("^/chat$", ChatApp),
                          ("^/events$", events), ("^/page$", page)])
     server = WebSocketServer(("127.0.0.1", 0), resource)
-    server.start()
-    sys.stdout.write(f"{server.address[1]}\n")
-    sys.stdout.flush()
-    os.dup2(2, 1)
+    start_and_announce(server)
     server.serve_forever()
 
 
