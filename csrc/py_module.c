@@ -174,14 +174,43 @@ static int import_exceptions(pyws_state *st) {
   return 0;
 }
 
+static int intern_names(pyws_state *st) {
+  static const char *const names[PYWS_NAME_COUNT] = {
+      "start",  "stop",    "switch",      "popleft",       "locked",
+      "acquire", "release", "_read_event", "timeout",      "callback",
+      "hub",    "fileno", "_receive_slow", "_send_slow", "_finish_direct",
+      "_refuse",
+  };
+  for (int i = 0; i < PYWS_NAME_COUNT; i++) {
+    if ((st->names[i] = PyUnicode_InternFromString(names[i])) == NULL) return -1;
+  }
+  return 0;
+}
+
+/* greenlet.getcurrent if greenlet is installed (gevent needs it). */
+static int import_getcurrent(pyws_state *st) {
+  PyObject *mod = PyImport_ImportModule("greenlet");
+  if (mod == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_ImportError)) return -1;
+    PyErr_Clear();
+    return 0;
+  }
+  st->getcurrent = PyObject_GetAttrString(mod, "getcurrent");
+  Py_DECREF(mod);
+  return st->getcurrent != NULL ? 0 : -1;
+}
+
 static int core_exec(PyObject *module) {
   pyws_state *st = pyws_get_state(module);
-  if (import_exceptions(st) != 0) return -1;
+  if (import_exceptions(st) != 0 || intern_names(st) != 0 || import_getcurrent(st) != 0) {
+    return -1;
+  }
   if (pyws_py_protocol_init(module, st) != 0) return -1;
   if (pyws_py_handshake_init(module) != 0) return -1;
   if (pyws_py_frame_init(module) != 0) return -1;
   if (pyws_py_pmd_init(module) != 0) return -1;
   if (pyws_py_fanout_init(module) != 0) return -1;
+  if (pyws_py_websocket_init(module) != 0) return -1;
   if (PyModule_AddIntConstant(module, "TEXT", PYWS_EVENT_TEXT) != 0 ||
       PyModule_AddIntConstant(module, "BINARY", PYWS_EVENT_BINARY) != 0 ||
       PyModule_AddIntConstant(module, "PING", PYWS_EVENT_PING) != 0 ||
@@ -204,6 +233,8 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->WebSocketError);
   Py_VISIT(st->HandshakeError);
   Py_VISIT(st->ConnectionClosed);
+  for (int i = 0; i < PYWS_NAME_COUNT; i++) Py_VISIT(st->names[i]);
+  Py_VISIT(st->getcurrent);
   return 0;
 }
 
@@ -213,6 +244,8 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->WebSocketError);
   Py_CLEAR(st->HandshakeError);
   Py_CLEAR(st->ConnectionClosed);
+  for (int i = 0; i < PYWS_NAME_COUNT; i++) Py_CLEAR(st->names[i]);
+  Py_CLEAR(st->getcurrent);
   return 0;
 }
 

@@ -12,12 +12,39 @@
 #include "pyws_http.h"
 #include "pyws_pmd.h"
 
+/* Names of the attributes and methods the binding uses on Python objects
+ * (gevent's socket, watcher and hub, the greenlet, pyws.WebSocket), interned
+ * once per module in this order (see py_module.c). */
+enum pyws_name {
+  PYWS_NAME_START,
+  PYWS_NAME_STOP,
+  PYWS_NAME_SWITCH,
+  PYWS_NAME_POPLEFT,
+  PYWS_NAME_LOCKED,
+  PYWS_NAME_ACQUIRE,
+  PYWS_NAME_RELEASE,
+  PYWS_NAME_READ_EVENT,
+  PYWS_NAME_TIMEOUT,
+  PYWS_NAME_CALLBACK,
+  PYWS_NAME_HUB,
+  PYWS_NAME_FILENO,
+  PYWS_NAME_RECEIVE_SLOW,
+  PYWS_NAME_SEND_SLOW,
+  PYWS_NAME_FINISH_DIRECT,
+  PYWS_NAME_REFUSE,
+  PYWS_NAME_COUNT
+};
+
 typedef struct pyws_state {
   PyTypeObject *protocol_type;
   /* From pyws.exceptions, so Python and C raise one exception tree. */
   PyObject *WebSocketError;
   PyObject *HandshakeError;
   PyObject *ConnectionClosed;
+  PyObject *names[PYWS_NAME_COUNT];
+  /* greenlet.getcurrent, for WebSocketBase's waits under gevent; NULL
+   * when greenlet is not installed. */
+  PyObject *getcurrent;
 } pyws_state;
 
 static inline pyws_state *pyws_get_state(PyObject *module) {
@@ -52,11 +79,41 @@ PyObject *pyws_py_headers_to_list(const pyws_http_header *h, size_t n);
 int pyws_py_pmd_params(PyObject *obj, pyws_pmd_params *p);
 PyObject *pyws_py_pmd_tuple(const pyws_pmd_params *p);
 
+/* What Protocol.receive_from returns when it has no message for the caller. */
+enum { PYWS_RECV_WAIT = 0, PYWS_RECV_EVENTS = 1, PYWS_RECV_EOF = 2 };
+
+/* Protocol.receive_from and Protocol.send_to, for WebSocketBase (`proto`
+ * must be a Protocol; send_to's args as the method takes them). */
+PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable);
+PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args);
+
+/* The exception being raised, set aside while a clean-up call runs. */
+#if PY_VERSION_HEX >= 0x030C0000
+typedef struct { PyObject *exc; } pyws_saved_error;
+static inline void pyws_save_error(pyws_saved_error *e) { e->exc = PyErr_GetRaisedException(); }
+static inline void pyws_restore_error(pyws_saved_error *e) { PyErr_SetRaisedException(e->exc); }
+static inline void pyws_drop_error(pyws_saved_error *e) { Py_XDECREF(e->exc); }
+#else
+typedef struct { PyObject *type, *value, *tb; } pyws_saved_error;
+static inline void pyws_save_error(pyws_saved_error *e) {
+  PyErr_Fetch(&e->type, &e->value, &e->tb);
+}
+static inline void pyws_restore_error(pyws_saved_error *e) {
+  PyErr_Restore(e->type, e->value, e->tb);
+}
+static inline void pyws_drop_error(pyws_saved_error *e) {
+  Py_XDECREF(e->type);
+  Py_XDECREF(e->value);
+  Py_XDECREF(e->tb);
+}
+#endif
+
 /* Per-file module setup, called from the module's exec slot. */
 int pyws_py_protocol_init(PyObject *module, pyws_state *st);
 int pyws_py_handshake_init(PyObject *module);
 int pyws_py_frame_init(PyObject *module);
 int pyws_py_pmd_init(PyObject *module);
 int pyws_py_fanout_init(PyObject *module);
+int pyws_py_websocket_init(PyObject *module);
 
 #endif

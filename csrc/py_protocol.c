@@ -18,8 +18,6 @@ typedef struct {
   int drained;
 } ProtocolObject;
 
-/* What receive_from returns when it has no message for the caller. */
-enum { RECV_WAIT = 0, RECV_EVENTS = 1, RECV_EOF = 2 };
 
 static pyws_state *state_of(PyObject *self) {
   return (pyws_state *)PyType_GetModuleState(Py_TYPE(self));
@@ -309,23 +307,15 @@ static int fd_arg(PyObject *arg, int *fd) {
  * receive_from(fd, readable): the next message, read straight from a plain
  * socket; one call per message in the common case.  Returns the message
  * (str or bytes) when one is complete and nothing waits to be written;
- * else RECV_EVENTS (other events or output for the caller to handle under
- * its send lock: events_received, data_to_send), RECV_WAIT (wait until the
- * socket is readable, then call again with readable=True) or RECV_EOF (the
+ * else PYWS_RECV_EVENTS (other events or output for the caller to handle under
+ * its send lock: events_received, data_to_send), PYWS_RECV_WAIT (wait until the
+ * socket is readable, then call again with readable=True) or PYWS_RECV_EOF (the
  * peer closed the stream or it broke).  After a read that emptied the
- * socket it returns RECV_WAIT rather than trying a read that would fail.
+ * socket it returns PYWS_RECV_WAIT rather than trying a read that would fail.
+ * (receive_step is its body, which WebSocketBase.receive calls too.)
  */
-static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *args,
-                                       Py_ssize_t nargs) {
+static PyObject *receive_step(ProtocolObject *self, int fd, int readable) {
   pyws_conn *c = self->conn;
-  int fd, readable;
-  if (nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "receive_from(fd, readable)");
-    return NULL;
-  }
-  if (fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
-    return NULL;
-  }
   for (;;) {
     const pyws_event *head = pyws_conn_peek_event(c);
     size_t queued, nread;
@@ -341,28 +331,41 @@ static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *ar
         pyws_event_free(ev);
         return msg;
       }
-      return PyLong_FromLong(RECV_EVENTS);
+      return PyLong_FromLong(PYWS_RECV_EVENTS);
     }
     if (pyws_conn_get_state(c) == PYWS_STATE_CLOSED) {
-      return PyLong_FromLong(RECV_EVENTS);
+      return PyLong_FromLong(PYWS_RECV_EVENTS);
     }
     if (self->drained && !readable) {
-      return PyLong_FromLong(RECV_WAIT);
+      return PyLong_FromLong(PYWS_RECV_WAIT);
     }
     readable = 0;
     rv = pyws_sockio_recv(c, fd, &nread);
     if (rv == PYWS_ERR_WOULD_BLOCK) {
       self->drained = 1;
-      return PyLong_FromLong(RECV_WAIT);
+      return PyLong_FromLong(PYWS_RECV_WAIT);
     }
     if (rv == PYWS_ERR_IO || (rv == 0 && nread == 0)) {
-      return PyLong_FromLong(RECV_EOF);
+      return PyLong_FromLong(PYWS_RECV_EOF);
     }
     if (rv != 0) {
       return pyws_py_error(state_of((PyObject *)self), rv);
     }
     self->drained = nread < PYWS_SOCKIO_READ_SIZE;
   }
+}
+
+static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *args,
+                                       Py_ssize_t nargs) {
+  int fd, readable;
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "receive_from(fd, readable)");
+    return NULL;
+  }
+  if (fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
+    return NULL;
+  }
+  return receive_step(self, fd, readable);
 }
 
 /* Remaining output after a write through sockio: its size, or -errno. */
@@ -430,6 +433,14 @@ static PyObject *Protocol_send_to(ProtocolObject *self, PyObject *const *args,
     errno = saved;
   }
   return write_result(self, rv);
+}
+
+PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable) {
+  return receive_step((ProtocolObject *)proto, fd, readable);
+}
+
+PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args) {
+  return Protocol_send_to((ProtocolObject *)proto, args, 3);
 }
 
 /* flush_to(fd): write queued output; the bytes left, or -errno. */

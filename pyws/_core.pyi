@@ -7,7 +7,8 @@ the opening handshake are all done in C (on wslay).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+import socket
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -205,3 +206,24 @@ def fanout(frame: Buffer, fds: Sequence[int]) -> List[Tuple[int, int]]:
 def sha1(data: Buffer) -> bytes: ...
 def b64encode(data: Buffer) -> bytes: ...
 def utf8_valid(data: Buffer) -> bool: ...
+
+
+class WebSocketBase:
+    """The fields and the per-message methods of ``pyws.WebSocket``: its
+    receive() and send() run their common case in C and leave the rest to
+    the subclass's ``_receive_slow``, ``_send_slow``, ``_finish_direct`` and
+    ``_refuse``."""
+    _proto: Protocol
+    _sock: socket.socket
+    _lock: Any
+    _read_lock: Any
+    _messages: Optional[Any]
+    _rawsock: Any
+    _wakeup: Optional[Any]
+    _last_rx: float
+    _direct: int
+    _fast: bool
+    _dead: bool
+    _used: bool
+    def receive(self) -> Optional[Union[str, bytes]]: ...
+    def send(self, message: Union[str, Buffer], binary: Optional[bool] = None) -> None: ...

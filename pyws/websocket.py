@@ -85,7 +85,7 @@ def drain_buffered(rfile: Any, sock: socket.socket) -> bytes:
     finally:
         sock.settimeout(timeout)
 
-class WebSocket:
+class WebSocket(_core.WebSocketBase):
     """One open WebSocket connection, client or server side.
 
     ``sock`` is the connected socket (stdlib or gevent), ``protocol`` the
@@ -109,11 +109,16 @@ class WebSocket:
     socket when the application is not in ``receive()``.
     """
 
+    # receive() and send() are the base's, in C: their common case (a
+    # message already queued; on a plain gevent socket, one engine call that
+    # reads or writes) is the whole per-message work of most applications.
+    # Everything else comes back here, to _receive_slow and _send_slow.  The
+    # base holds the fields those methods read: _proto, _sock, _lock,
+    # _read_lock, _messages, _rawsock, _wakeup, _last_rx, _direct, _fast,
+    # _dead and _used.
     __slots__ = (
-        "_sock", "_proto", "_lock", "_read_lock", "_read", "_pending",
-        "_messages", "_failure", "_dead", "_used", "_last_rx", "_ping_sent",
-        "_ping_payload", "_wakeup", "_close_callbacks", "_close_socket",
-        "_direct", "_fileno", "_fast",
+        "_read", "_pending", "_failure", "_ping_sent",
+        "_ping_payload", "_close_callbacks", "_close_socket",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
         "__weakref__",  # so that applications can keep WeakSets of sockets
@@ -143,15 +148,16 @@ class WebSocket:
         self._close_socket = close_socket
         self._lock: Lock = new_lock(sock)
         self._read_lock: Lock = new_lock(sock)
-        self._read: Callable[[int], bytes] = recv_function(sock)
-        # The direct path: the socket's fileno() (-1 once closed, so a closed
-        # socket fails the system call instead of reaching a reused number)
-        # and how to wait until it is ready.
+        # How the Python path reads (recv_function), made on first use: the
+        # direct path never needs it.
+        self._read: Optional[Callable[[int], bytes]] = None
+        # The direct path: how to wait until the socket is ready, and the
+        # object whose fileno() gives the descriptor (gevent's inner socket;
+        # -1 once closed, so a closed socket fails the system call instead of
+        # reaching a reused number).
         self._direct = _direct_kind(sock) if DIRECT_IO else _NO_DIRECT
-        # gevent's fileno() is a Python method over the real socket's.
-        self._fileno: Callable[[], int] = (
-            cast(Any, sock)._sock.fileno if self._direct == _GEVENT else sock.fileno)
-        # receive() goes straight to _receive_gevent while this holds.
+        self._rawsock = cast(Any, sock)._sock if self._direct == _GEVENT else sock
+        # receive() takes its gevent fast path while this holds.
         if rfile is not None:
             pending = bytes(pending) + drain_buffered(rfile, sock)
             # Its buffer (8 KiB) is of no use from now on; closing the reader
@@ -237,64 +243,6 @@ class WebSocket:
 
     # -- receiving -----------------------------------------------------------
 
-    def receive(self) -> Optional[Message]:
-        """Return the next message: ``str`` (text) or ``bytes`` (binary).
-
-        Returns None once the connection is closed, and on every call after.
-        Pings are answered and the closing handshake completed on the way.
-        Raises ProtocolError (FrameTooLargeException for an oversized message)
-        once if the peer broke the protocol; the connection is then failed.
-        """
-        # A test, not try/except IndexError: on the direct path the queue is
-        # usually empty, a raised IndexError costs more than the whole read,
-        # and it would stay alive (with a traceback) as long as the wait.
-        messages = self._messages
-        if messages:
-            return messages.popleft()
-        if self._fast:
-            return self._receive_gevent()
-        return self._receive_slow()
-
-    def _receive_gevent(self) -> Optional[Message]:
-        """receive() on a plain gevent socket, in the common case: the
-        engine reads the socket, and the wait is on the socket's watcher
-        right at the hub.  The same steps as _receive_slow and
-        _receive_direct, in one frame: at tens of thousands of messages a
-        second, the layers cost as much as everything else in Python.
-        Anything unusual (events, EOF, a timeout, a closed socket, another
-        waiter) goes back to _receive_slow."""
-        lock = self._read_lock
-        if lock.locked():
-            return self._receive_slow()  # another reader: queue behind it
-        lock.acquire()
-        try:
-            receive_from = self._proto.receive_from
-            fileno = self._fileno
-            readable = False
-            while True:
-                result = receive_from(fileno(), readable)
-                if result.__class__ is not int:
-                    if self._wakeup is not None:
-                        self._last_rx = time.monotonic()
-                    return cast(Message, result)
-                if result != _RECV_WAIT:
-                    break
-                sock: Any = self._sock
-                event = sock._read_event
-                if event is None or sock.timeout is not None or event.callback is not None:
-                    break
-                event.start(_getcurrent().switch)
-                try:
-                    sock.hub.switch()
-                except OSError:  # closed by another greenlet: see _receive_slow
-                    break
-                finally:
-                    event.stop()
-                readable = True
-        finally:
-            lock.release()
-        return self._receive_slow()
-
     def _receive_slow(self) -> Optional[Message]:
         self._used = True
         # acquire/release rather than `with`: a `with` keeps a bound
@@ -332,16 +280,16 @@ class WebSocket:
         None when something else happened (events handled, EOF, waiting
         failed), for the caller to look again."""
         receive_from = self._proto.receive_from
-        fileno = self._fileno
+        rawsock = self._rawsock
         timers = self._wakeup is not None
         gevent_direct = self._direct == _GEVENT
         readable = False
         while True:
-            result = receive_from(fileno(), readable)
+            result = receive_from(rawsock.fileno(), readable)
             if result.__class__ is not int:
                 if timers:
                     self._last_rx = time.monotonic()
-                return cast(Message, result)
+                return result  # type: ignore[return-value]
             if result == _RECV_WAIT:
                 try:
                     sock: Any = self._sock
@@ -388,7 +336,10 @@ class WebSocket:
             self._fast = self._direct == _GEVENT
             return pending
         try:
-            return self._read(_READ_SIZE)
+            read = self._read
+            if read is None:
+                read = self._read = recv_function(self._sock)
+            return read(_READ_SIZE)
         except (OSError, ValueError):  # ValueError: the rfile was closed
             return b""
 
@@ -507,30 +458,11 @@ class WebSocket:
 
     # -- sending -------------------------------------------------------------
 
-    def send(self, message: Union[str, bytes, bytearray, memoryview],
-             binary: Optional[bool] = None) -> None:
-        """Send one message.
-
-        ``str`` goes as text and bytes-like as binary, unless ``binary`` says
-        otherwise (text from bytes must be valid UTF-8: ValueError otherwise;
-        binary from str is its UTF-8 encoding).  Raises ConnectionClosed when
-        the connection is closed (so echoing ``receive()``'s None ends a loop
-        that way), TypeError for None on an open connection or a non-bytes-like
-        message.
-        """
-        if self._dead or message is None:
-            self._refuse(message)
-        self._used = True
+    def _send_slow(self, message: Union[str, bytes, bytearray, memoryview],
+                   binary: Optional[bool]) -> None:
+        """send() past the base's checks, when its gevent fast path does not
+        apply: a socket of another kind, or another sender holds the lock."""
         direct = self._direct
-        if direct == _GEVENT and not self._lock.locked():
-            # Greenlets do not preempt each other, and the engine's call does
-            # not switch: with the lock free, nothing can come between this
-            # check and the frame's write, so the lock is taken only if the
-            # socket does not take the whole frame at once.
-            left = self._proto.send_to(self._fileno(), message, binary)
-            if left != 0:
-                self._finish_direct(left)
-            return
         if direct:
             self._send_direct(message, binary)
             return
@@ -588,7 +520,7 @@ class WebSocket:
         the message's buffer, and what the socket did not take once it is
         writable; under the send lock, like _write."""
         with self._lock:
-            left = self._proto.send_to(self._fileno(), message, binary)
+            left = self._proto.send_to(self._rawsock.fileno(), message, binary)
             if left == 0:
                 return
             error = self._flush_direct(left)
@@ -618,7 +550,7 @@ class WebSocket:
             except OSError as exc:
                 error = exc
                 break
-            left = proto.flush_to(self._fileno())
+            left = proto.flush_to(self._rawsock.fileno())
         if left == 0 and error is None:
             return None
         if error is None:

@@ -1,0 +1,266 @@
+"""``WebSocket.receive()`` and ``send()``, which run in C (``_core.WebSocketBase``).
+
+Their behaviour is that of the Python methods they replace: the same
+arguments, the same errors, and on a gevent socket the same waits (several
+readers, a close from another greenlet, a timeout).  The gevent cases run
+in a subprocess (this file as a script), so that the test process never
+imports gevent.  Whether both paths give the same messages and bytes on the
+same input is tests/unit/test_direct_io.py's subject.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import socket
+import subprocess
+import sys
+import weakref
+from typing import Any, Dict, Tuple
+
+import pytest
+
+from pyws import _core
+from pyws.exceptions import ConnectionClosed
+from pyws.websocket import WebSocket
+from tests.wire import OP_TEXT, build_frame, parse_frames
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def pair() -> Tuple[WebSocket, socket.socket]:
+    ours, peer = socket.socketpair()
+    return WebSocket(ours, _core.Protocol(server=True), close_timeout=0.5), peer
+
+
+def read_frames(peer: socket.socket, n: int) -> list:
+    data = b""
+    while True:
+        frames, _ = parse_frames(data)
+        if len(frames) >= n:
+            return frames
+        chunk = peer.recv(65536)
+        assert chunk, "peer closed early"
+        data += chunk
+
+
+def test_send_takes_message_and_binary_by_position_or_keyword() -> None:
+    ws, peer = pair()
+    try:
+        ws.send("a")
+        ws.send(b"b")
+        ws.send("c", True)
+        ws.send(message="d")
+        ws.send(b"e", binary=False)
+        ws.send(binary=True, message=b"f")
+        frames = read_frames(peer, 6)
+        assert [(f.opcode, f.payload) for f in frames] == [
+            (1, b"a"), (2, b"b"), (2, b"c"), (1, b"d"), (1, b"e"), (2, b"f")]
+    finally:
+        ws.close()
+        peer.close()
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda ws: ws.send(), "missing required argument 'message'"),
+    (lambda ws: ws.send("a", None, 1), "at most 2 arguments"),
+    (lambda ws: ws.send("a", text=True), "unexpected keyword argument 'text'"),
+    (lambda ws: ws.send("a", message="b"), "unexpected keyword argument 'message'"),
+    (lambda ws: ws.receive(1), "receive() takes no arguments"),
+    (lambda ws: ws.receive(timeout=1), "receive() takes no arguments"),
+    (lambda ws: ws.send(None), "cannot send NoneType"),
+    (lambda ws: ws.send(3), "int"),
+])
+def test_bad_arguments_raise_type_error_naming_the_problem(call: Any, message: str) -> None:
+    ws, peer = pair()
+    try:
+        with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            call(ws)
+    finally:
+        ws.close()
+        peer.close()
+
+
+def test_invalid_text_from_bytes_is_a_value_error_and_nothing_is_sent() -> None:
+    ws, peer = pair()
+    try:
+        with pytest.raises(ValueError, match="UTF-8"):
+            ws.send(b"\xff", binary=False)
+        ws.send("ok")
+        assert [f.payload for f in read_frames(peer, 1)] == [b"ok"]
+    finally:
+        ws.close()
+        peer.close()
+
+
+def test_send_after_close_raises_connection_closed_with_the_code() -> None:
+    ws, peer = pair()
+    ws.close(1001, "going away")
+    peer.close()
+    with pytest.raises(ConnectionClosed) as info:
+        ws.send("late")
+    assert info.value.code in (1001, 1006)
+    assert ws.receive() is None
+
+
+def test_receive_returns_queued_messages_in_order_then_none() -> None:
+    ws, peer = pair()
+    mask = b"\x01\x02\x03\x04"
+    peer.sendall(b"".join(build_frame(OP_TEXT, f"m{i}", mask=mask) for i in range(5)))
+    peer.shutdown(socket.SHUT_WR)
+    assert [ws.receive() for _ in range(5)] == [f"m{i}" for i in range(5)]
+    assert ws.receive() is None
+    assert ws.receive() is None
+    peer.close()
+
+
+def test_fields_held_in_c_are_collected_with_their_cycles() -> None:
+    """The base holds references (socket, locks, queue, keepalive event):
+    a cycle through one of them must not keep the WebSocket alive."""
+    class Holder:
+        ws: Any = None
+
+    ws, peer = pair()
+    holder = Holder()
+    holder.ws = ws
+    ws._wakeup = holder  # a cycle through a field of the base
+    ref = weakref.ref(ws)
+    ws._wakeup = holder
+    del ws, holder
+    gc.collect()
+    assert ref() is None
+    peer.close()
+
+
+# -- under gevent, in a subprocess ------------------------------------------
+
+def gevent_checks() -> Dict[str, Any]:
+    """Run by the subprocess: each check's observed result."""
+    import gevent
+    import gevent.socket
+
+    from pyws.websocket import WebSocket as GWebSocket
+
+    mask = b"\x01\x02\x03\x04"
+    results: Dict[str, Any] = {}
+
+    def gpair() -> Tuple[Any, Any]:
+        ours, peer = gevent.socket.socketpair()
+        return GWebSocket(ours, _core.Protocol(server=True), close_timeout=0.5), peer
+
+    # Two greenlets read one connection: every message goes to exactly one
+    # of them, none is lost, each sees its own in order.
+    ws, peer = gpair()
+    got: Dict[str, list] = {"a": [], "b": []}
+
+    def reader(name: str) -> None:
+        while True:
+            message = ws.receive()
+            if message is None:
+                return
+            got[name].append(message)
+            gevent.sleep(0)
+
+    tasks = [gevent.spawn(reader, "a"), gevent.spawn(reader, "b")]
+    for i in range(200):
+        peer.sendall(build_frame(OP_TEXT, str(i), mask=mask))
+        if i % 7 == 0:
+            gevent.sleep(0.001)
+    peer.shutdown(socket.SHUT_WR)
+    gevent.joinall(tasks, timeout=10)
+    merged = sorted(int(m) for m in got["a"] + got["b"])
+    results["two_readers"] = {
+        "all_once": merged == list(range(200)),
+        "each_in_order": all(lst == sorted(lst, key=int) for lst in got.values()),
+        "both_done": all(t.dead for t in tasks)}
+    peer.close()
+
+    # A close from another greenlet ends a wait in receive() with None.
+    ws, peer = gpair()
+    waiting = gevent.spawn(ws.receive)
+    gevent.sleep(0.05)
+    ws.close()
+    waiting.join(timeout=5)
+    results["closed_while_waiting"] = {"dead": waiting.dead, "value": waiting.value,
+                                       "exception": repr(waiting.exception)}
+    peer.close()
+
+    # A socket timeout: receive() waits through gevent's own wait, and the
+    # timeout ends the connection (None), as on the Python path.
+    ws, peer = gpair()
+    ws.socket.settimeout(0.05)
+    results["timeout"] = repr(ws.receive())
+    peer.close()
+
+    # Messages sent while the reader waits arrive; its send() answers them.
+    ws, peer = gpair()
+
+    def echo() -> None:
+        while True:
+            message = ws.receive()
+            if message is None:
+                return
+            ws.send(message)
+
+    task = gevent.spawn(echo)
+    for i in range(50):
+        peer.sendall(build_frame(OP_TEXT, f"e{i}", mask=mask))
+    frames, data = [], b""
+    while len(frames) < 50:
+        data += peer.recv(65536)
+        frames, _ = parse_frames(data)
+    peer.close()
+    task.join(timeout=5)
+    results["echo"] = [f.payload.decode() for f in frames] == [f"e{i}" for i in range(50)]
+    return results
+
+
+@pytest.fixture(scope="module")
+def gevent_results() -> Dict[str, Any]:
+    pytest.importorskip("gevent")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              filter(None, [ROOT, os.environ.get("PYTHONPATH")]))})
+    assert proc.returncode == 0, proc.stderr
+    results: Dict[str, Any] = json.loads(proc.stdout)
+    return results
+
+
+def test_gevent_two_readers_share_the_messages_without_loss(gevent_results: Dict[str, Any]) -> None:
+    assert gevent_results["two_readers"] == {"all_once": True, "each_in_order": True,
+                                             "both_done": True}
+
+
+def test_gevent_close_from_another_greenlet_ends_the_wait_with_none(
+        gevent_results: Dict[str, Any]) -> None:
+    assert gevent_results["closed_while_waiting"] == {"dead": True, "value": None,
+                                                      "exception": "None"}
+
+
+def test_gevent_socket_timeout_ends_the_connection(gevent_results: Dict[str, Any]) -> None:
+    assert gevent_results["timeout"] == "None"
+
+
+def test_gevent_echo_loop_answers_every_message(gevent_results: Dict[str, Any]) -> None:
+    assert gevent_results["echo"] is True
+
+
+def test_server_bound_to_an_ip_starts_no_resolver_thread() -> None:
+    """WebSocketServer fills SERVER_NAME without a DNS lookup for an IP
+    address, so that starting it leaves the process single-threaded."""
+    pytest.importorskip("gevent")
+    script = (
+        "import os, pyws, gevent\n"
+        "s = pyws.WebSocketServer(('127.0.0.1', 0), lambda e, r: [], log=None)\n"
+        "s.start(); gevent.sleep(0.05)\n"
+        "print(len(os.listdir('/proc/self/task')), s.environ['SERVER_NAME'])\n"
+        "s.stop()\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "127.0.0.1"]
+
+
+if __name__ == "__main__":
+    print(json.dumps(gevent_checks()))
