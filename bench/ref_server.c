@@ -7,8 +7,17 @@
  * base64 below), wslay's event API for framing; echoes text and binary
  * messages on any path; pings and the close handshake are wslay's.
  *
+ * With --broadcast it is instead the ceiling of the broadcast scenarios:
+ * every connection joins one room and is greeted with a text message
+ * "joined"; each message a member sends is encoded once as a server frame,
+ * and the messages of one epoll batch are written to every member (sender
+ * included) with one non-blocking send() each.  What a socket does not take
+ * waits in that connection's output buffer until EPOLLOUT.  No Python, one
+ * frame built per message, one send() per member per batch: deliveries per
+ * second here are about what the kernel allows on loopback.
+ *
  *   gcc -O2 -Wall -Wextra -o ref_server ref_server.c -lwslay
- *   ./ref_server --port 8000 [--host 127.0.0.1] [--max-size BYTES]
+ *   ./ref_server --port 8000 [--host 127.0.0.1] [--max-size BYTES] [--broadcast]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -104,18 +113,38 @@ struct client {
     size_t head_len, resp_len, resp_off;
     const uint8_t *pending;       /* bytes read past the request head */
     size_t pending_len;
+    /* --broadcast only */
+    int joined;                   /* in the room (a member of the list) */
+    int dead;                     /* a fan-out send() failed: freed by
+                                     sweep_dead() after the epoll batch */
+    struct client *prev, *next;   /* the room's member list */
+    uint8_t *out;                 /* fan-out bytes the socket did not take: */
+    size_t out_off, out_len, out_cap; /* out[out_off, out_len) still to send */
 };
 
 static int ep;
 static uint64_t max_size = 64u << 20;
+static int broadcast_mode;        /* --broadcast */
+static struct client *room;       /* first member; members in join order
+                                     reversed (new ones go in front) */
+static int dead_members;          /* members marked dead since the last sweep */
 
 static void client_free(struct client *cl)
 {
+    if (cl->joined) { /* leave the room */
+        if (cl->prev)
+            cl->prev->next = cl->next;
+        else
+            room = cl->next;
+        if (cl->next)
+            cl->next->prev = cl->prev;
+    }
     epoll_ctl(ep, EPOLL_CTL_DEL, cl->fd, NULL);
     close(cl->fd);
     if (cl->ctx)
         wslay_event_context_free(cl->ctx);
     free(cl->head);
+    free(cl->out);
     free(cl);
 }
 
@@ -161,11 +190,182 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     }
 }
 
+/* ---- broadcast (--broadcast) ------------------------------------------ */
+
+/* Appends bytes to the connection's output buffer; -1 when out of memory. */
+static int out_append(struct client *cl, const uint8_t *p, size_t n)
+{
+    if (cl->out_off == cl->out_len)
+        cl->out_off = cl->out_len = 0;
+    if (cl->out_cap - cl->out_len < n) {
+        if (cl->out_off) { /* drop what was sent before growing */
+            memmove(cl->out, cl->out + cl->out_off, cl->out_len - cl->out_off);
+            cl->out_len -= cl->out_off;
+            cl->out_off = 0;
+        }
+        if (cl->out_cap - cl->out_len < n) {
+            size_t cap = cl->out_cap ? 2 * cl->out_cap : 4096;
+            while (cap - cl->out_len < n)
+                cap *= 2;
+            uint8_t *out = realloc(cl->out, cap);
+            if (!out)
+                return -1;
+            cl->out = out;
+            cl->out_cap = cap;
+        }
+    }
+    memcpy(cl->out + cl->out_len, p, n);
+    cl->out_len += n;
+    return 0;
+}
+
+/* Writes what waits in the output buffer: 1 when it is empty, 0 when the
+   socket is full (EPOLLOUT brings us back), -1 on error. */
+static int out_flush(struct client *cl)
+{
+    while (cl->out_off < cl->out_len) {
+        ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : -1;
+        }
+        cl->out_off += (size_t)n;
+    }
+    cl->out_off = cl->out_len = 0;
+    return 1;
+}
+
+static void mark_dead(struct client *cl)
+{
+    if (!cl->dead) {
+        cl->dead = 1;
+        dead_members++;
+    }
+}
+
+/* Frees the members a fan-out could not write to.  Only between epoll
+   batches: the batch may still hold pointers to them, and a fan-out runs
+   inside the sender's wslay_event_recv(). */
+static void sweep_dead(void)
+{
+    struct client *next;
+    for (struct client *m = room; m; m = next) {
+        next = m->next;
+        if (m->dead)
+            client_free(m);
+    }
+    dead_members = 0;
+}
+
+/* Joins the room once the 101 response is out, and queues the greeting. */
+static void room_join(struct client *cl)
+{
+    static const char hello[] = "joined";
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)hello, sizeof hello - 1};
+    cl->joined = 1;
+    cl->prev = NULL;
+    cl->next = room;
+    if (room)
+        room->prev = cl;
+    room = cl;
+    wslay_event_queue_msg(cl->ctx, &m);
+}
+
+/* The messages received during one epoll batch, encoded once as server
+   frames (unmasked, FIN, same opcode) one after the other, and where each
+   starts: after the batch they go to every member in one send() each, as
+   pyws's Hub writes the broadcasts a greenlet makes before it yields. */
+static uint8_t *batch;
+static size_t batch_len, batch_cap;
+static struct batched { uint8_t opcode; size_t off, hlen, len; } *batched;
+static size_t n_batched, batched_cap;
+
+static void fan_out(uint8_t opcode, const uint8_t *msg, size_t len)
+{
+    if (batch_cap - batch_len < len + 10) {
+        size_t cap = batch_cap ? batch_cap : 4096;
+        while (cap - batch_len < len + 10)
+            cap *= 2;
+        uint8_t *b = realloc(batch, cap);
+        if (!b)
+            return;
+        batch = b;
+        batch_cap = cap;
+    }
+    if (n_batched == batched_cap) {
+        size_t cap = batched_cap ? 2 * batched_cap : 64;
+        struct batched *m = realloc(batched, cap * sizeof *m);
+        if (!m)
+            return;
+        batched = m;
+        batched_cap = cap;
+    }
+    uint8_t *frame = batch + batch_len;
+    size_t h = 0;
+    frame[h++] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        frame[h++] = (uint8_t)len;
+    } else if (len < 65536) {
+        frame[h++] = 126;
+        frame[h++] = (uint8_t)(len >> 8);
+        frame[h++] = (uint8_t)len;
+    } else {
+        frame[h++] = 127;
+        for (int i = 7; i >= 0; i--)
+            frame[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    memcpy(frame + h, msg, len);
+    batched[n_batched++] = (struct batched){opcode, batch_len, h, len};
+    batch_len += h + len;
+}
+
+/* The batch to every member: one send() each; the rest of what a socket
+   does not take goes to its output buffer, in order. */
+static void flush_batch(void)
+{
+    for (struct client *m = room; m; m = m->next) {
+        if (m->dead || !wslay_event_get_write_enabled(m->ctx))
+            continue; /* failed, or its close frame is out */
+        if (wslay_event_want_write(m->ctx)) {
+            /* wslay has frames of its own waiting (the greeting, a pong, a
+               frame half sent): the messages go behind them, in wslay */
+            for (size_t i = 0; i < n_batched; i++) {
+                struct wslay_event_msg wm = {batched[i].opcode,
+                                             batch + batched[i].off + batched[i].hlen,
+                                             batched[i].len};
+                wslay_event_queue_msg(m->ctx, &wm); /* copies the message */
+            }
+            continue;
+        }
+        size_t sent = 0;
+        if (m->out_off == m->out_len) { /* nothing waiting: straight out */
+            ssize_t n = send(m->fd, batch, batch_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0)
+                sent = (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                mark_dead(m);
+                continue;
+            }
+        }
+        if (sent < batch_len && out_append(m, batch + sent, batch_len - sent) < 0)
+            mark_dead(m); /* out of memory: its stream would be corrupt */
+        /* a rest in the buffer: EPOLLOUT (edge-triggered) brings it back */
+    }
+    batch_len = 0;
+    n_batched = 0;
+}
+
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                    void *user)
 {
     (void)user;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        if (broadcast_mode) {
+            fan_out(arg->opcode, arg->msg, arg->msg_length);
+            return;
+        }
         struct wslay_event_msg m = {arg->opcode, arg->msg, arg->msg_length};
         wslay_event_queue_msg(ctx, &m); /* copies the message */
     }
@@ -242,6 +442,8 @@ static int send_response(struct client *cl)
 
 static void on_event(struct client *cl, uint32_t events)
 {
+    if (cl->dead)
+        return; /* sweep_dead() frees it after this batch */
     /* a hang-up or error shows up as a failing recv() */
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         events |= EPOLLIN;
@@ -268,15 +470,28 @@ static void on_event(struct client *cl, uint32_t events)
     }
     if (r == 0)
         return; /* EPOLLOUT brings us back */
+    if (broadcast_mode && !cl->joined)
+        room_join(cl);
     if ((events & EPOLLIN) || cl->pending_len)
         if (wslay_event_recv(cl->ctx) != 0) {
-            client_free(cl);
+            if (!cl->dead) /* else the sweep frees it */
+                client_free(cl);
             return;
         }
+    if (cl->dead)
+        return; /* a fan-out (its own message's) failed on it */
     if (cl->head && !cl->pending_len) { /* only the WebSocket state stays */
         free(cl->head);
         cl->head = NULL;
     }
+    /* Fan-out bytes go first: whatever wslay has was queued after them. */
+    r = out_flush(cl);
+    if (r < 0) {
+        client_free(cl);
+        return;
+    }
+    if (r == 0)
+        return; /* EPOLLOUT brings us back */
     if (wslay_event_send(cl->ctx) != 0 ||
         (!wslay_event_want_read(cl->ctx) && !wslay_event_want_write(cl->ctx)))
         client_free(cl);
@@ -319,7 +534,8 @@ static void accept_all(int lfd)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"host", 1, 0, 'H'}, {"port", 1, 0, 'p'},
-                                         {"max-size", 1, 0, 'm'}, {0, 0, 0, 0}};
+                                         {"max-size", 1, 0, 'm'}, {"broadcast", 0, 0, 'b'},
+                                         {0, 0, 0, 0}};
     const char *host = "127.0.0.1";
     int port = 0, o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -327,8 +543,10 @@ int main(int argc, char **argv)
         case 'H': host = optarg; break;
         case 'p': port = atoi(optarg); break;
         case 'm': max_size = strtoull(optarg, NULL, 10); break;
+        case 'b': broadcast_mode = 1; break;
         default:
-            fprintf(stderr, "usage: ref_server --port P [--host H] [--max-size BYTES]\n");
+            fprintf(stderr, "usage: ref_server --port P [--host H] [--max-size BYTES] "
+                            "[--broadcast]\n");
             return 2;
         }
     }
@@ -351,7 +569,8 @@ int main(int argc, char **argv)
     ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
-    fprintf(stderr, "ref_server: listening on %s:%d\n", host, port);
+    fprintf(stderr, "ref_server: listening on %s:%d%s\n", host, port,
+            broadcast_mode ? " (broadcast: one room)" : "");
 
     struct epoll_event evs[256];
     for (;;) {
@@ -362,5 +581,9 @@ int main(int argc, char **argv)
             else
                 on_event(evs[i].data.ptr, evs[i].events);
         }
+        if (batch_len)
+            flush_batch();
+        if (dead_members)
+            sweep_dead();
     }
 }

@@ -55,13 +55,15 @@ class Server:
     script: Optional[str]       # in bench/servers/, or None for the C reference
     modules: List[str]          # imported to tell whether it is installed
     packages: List[str]         # distributions whose versions are recorded
+    options: List[str] = field(default_factory=list)  # extra command-line options
     available: bool = True
     reason: str = ""
     versions: Dict[str, str] = field(default_factory=dict)
 
     def argv(self, port: int) -> List[str]:
         if self.script is None:
-            return [str(REF_SERVER), "--port", str(port), "--max-size", str(MAX_MESSAGE_SIZE)]
+            return [str(REF_SERVER), "--port", str(port), "--max-size", str(MAX_MESSAGE_SIZE),
+                    *self.options]
         return [sys.executable, str(SERVERS_DIR / self.script), "--port", str(port),
                 "--max-size", str(MAX_MESSAGE_SIZE)]
 
@@ -93,6 +95,9 @@ BROADCAST_SERVERS = [
     Server("gevent-websocket-loop", "gevent-websocket loop",
            "gevent-websocket: for ws in clients: ws.send(msg)",
            "geventws_broadcast.py", ["gevent", "geventwebsocket"], ["gevent-websocket"]),
+    Server("c-ref-broadcast", "C fan-out (ceiling)",
+           "bench/ref_server.c --broadcast: one send() per member per epoll batch (the ceiling)",
+           None, [], [], options=["--broadcast"]),
 ]
 BROADCAST_BASELINE = "gevent-websocket-loop"
 
@@ -687,7 +692,8 @@ def chart(path: Path, cfg: argparse.Namespace, scens: List[Scenario], summary: D
     if bcast:
         bshown = [s for s in bcast_srv if s.available]
         for s in bshown:  # the colours of the same libraries in the echo panels
-            twin = "pyws" if s.key.startswith("pyws") else "gevent-websocket"
+            twin = ("pyws" if s.key.startswith("pyws") else REF if s.key.startswith(REF)
+                    else "gevent-websocket")
             color[s.key] = color.get(twin, colors[len(color) % 10])
         grouped(ax_b, bcast, bshown, lambda e: e.get("median"))
         ax_b.set_ylabel("deliveries/s")
