@@ -72,9 +72,17 @@ static double monotonic_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* gevent's socket defines __getattr__ (to reach the socket it wraps), which
+ * makes every attribute lookup on it look for that hook in its type first.
+ * Its own slots are found without: the plain lookup (a missing one raises
+ * AttributeError, as it would anyway). */
+static PyObject *socket_attr(PyObject *sock, PyObject *name) {
+  return PyObject_GenericGetAttr(sock, name);
+}
+
 /* 1 if obj.name is not None, 0 if it is, -1 on error. */
 static int attr_is_set(PyObject *obj, PyObject *name) {
-  PyObject *v = PyObject_GetAttr(obj, name);
+  PyObject *v = PyObject_GenericGetAttr(obj, name);
   int set;
   if (v == NULL) {
     return -1;
@@ -109,7 +117,7 @@ static int fast_path_open(WebSocketBase *self, pyws_state *st, PyObject **watche
       st->getcurrent == NULL) {
     return 0;
   }
-  if ((event = PyObject_GetAttr(self->sock, n[PYWS_NAME_READ_EVENT])) == NULL) {
+  if ((event = socket_attr(self->sock, n[PYWS_NAME_READ_EVENT])) == NULL) {
     return -1;
   }
   if (event == Py_None ||
@@ -218,7 +226,7 @@ static PyObject *receive_gevent(WebSocketBase *self, pyws_state *st) {
   rawsock = Py_NewRef(self->rawsock);
   lock = Py_NewRef(self->read_lock);
   /* acquire(False): another reader holds it, and _receive_slow queues. */
-  if ((hub = PyObject_GetAttr(self->sock, n[PYWS_NAME_HUB])) == NULL ||
+  if ((hub = socket_attr(self->sock, n[PYWS_NAME_HUB])) == NULL ||
       (r = PyObject_CallMethodOneArg(lock, n[PYWS_NAME_ACQUIRE], Py_False)) == NULL) {
     goto done;
   }
