@@ -15,8 +15,30 @@
 #include <structmember.h>
 #include <time.h>
 
+/* The frames of this file are on the C stack while a greenlet waits (at the
+ * hub, or in the Python methods called from here).  greenlet saves a
+ * waiting greenlet's stack by copying it; under AddressSanitizer that copy
+ * would read the redzones ASan puts between a frame's locals and be
+ * reported as an overflow.  So no function here gets redzones, and calls
+ * that may wait go through call_method (not the inline helpers of
+ * Python's headers, which would be compiled here with them).  UBSan, and
+ * ASan in the rest of the engine, still apply. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NO_REDZONES __attribute__((no_sanitize_address))
+#else
+#define NO_REDZONES
+#endif
+
 /* pyws.websocket's _direct values (_NO_DIRECT, _GEVENT, _POLL). */
 enum { DIRECT_GEVENT = 1 };
+
+/* obj.name() or obj.name(arg) (arg NULL: none). */
+NO_REDZONES
+static PyObject *call_method(PyObject *obj, PyObject *name, PyObject *arg) {
+  PyObject *args[2] = {obj, arg};
+  return PyObject_VectorcallMethod(name, args, (arg ? 2 : 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                   NULL);
+}
 
 typedef struct {
   PyObject_HEAD
@@ -34,6 +56,7 @@ typedef struct {
   char used;           /* _used: the application sent or received */
 } WebSocketBase;
 
+NO_REDZONES
 static int base_traverse(WebSocketBase *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(self->proto);
@@ -46,6 +69,7 @@ static int base_traverse(WebSocketBase *self, visitproc visit, void *arg) {
   return 0;
 }
 
+NO_REDZONES
 static int base_clear(WebSocketBase *self) {
   Py_CLEAR(self->proto);
   Py_CLEAR(self->sock);
@@ -57,6 +81,7 @@ static int base_clear(WebSocketBase *self) {
   return 0;
 }
 
+NO_REDZONES
 static void base_dealloc(WebSocketBase *self) {
   PyTypeObject *tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
@@ -66,6 +91,7 @@ static void base_dealloc(WebSocketBase *self) {
 }
 
 /* time.monotonic(): the same clock on Linux. */
+NO_REDZONES
 static double monotonic_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -76,11 +102,13 @@ static double monotonic_now(void) {
  * makes every attribute lookup on it look for that hook in its type first.
  * Its own slots are found without: the plain lookup (a missing one raises
  * AttributeError, as it would anyway). */
+NO_REDZONES
 static PyObject *socket_attr(PyObject *sock, PyObject *name) {
   return PyObject_GenericGetAttr(sock, name);
 }
 
 /* 1 if obj.name is not None, 0 if it is, -1 on error. */
+NO_REDZONES
 static int attr_is_set(PyObject *obj, PyObject *name) {
   PyObject *v = PyObject_GenericGetAttr(obj, name);
   int set;
@@ -93,8 +121,9 @@ static int attr_is_set(PyObject *obj, PyObject *name) {
 }
 
 /* 1 if lock.locked(), 0 if not, -1 on error. */
+NO_REDZONES
 static int is_locked(pyws_state *st, PyObject *lock) {
-  PyObject *r = PyObject_CallMethodNoArgs(lock, st->names[PYWS_NAME_LOCKED]);
+  PyObject *r = call_method(lock, st->names[PYWS_NAME_LOCKED], NULL);
   int locked;
   if (r == NULL) {
     return -1;
@@ -107,6 +136,7 @@ static int is_locked(pyws_state *st, PyObject *lock) {
 /* Whether the gevent fast path applies: a Protocol engine, the socket's read
  * watcher idle, no socket timeout (another reader shows when the read lock
  * is taken).  1 and *watcher (a new reference), 0, or -1 on error. */
+NO_REDZONES
 static int fast_path_open(WebSocketBase *self, pyws_state *st, PyObject **watcher) {
   PyObject **n = st->names;
   PyObject *event;
@@ -132,8 +162,9 @@ static int fast_path_open(WebSocketBase *self, pyws_state *st, PyObject **watche
 
 /* The socket's descriptor: rawsock.fileno() (-1 once closed, so that a
  * system call fails rather than reach a reused number).  0 or -1. */
+NO_REDZONES
 static int socket_fd(pyws_state *st, PyObject *rawsock, int *fd) {
-  PyObject *v = PyObject_CallMethodNoArgs(rawsock, st->names[PYWS_NAME_FILENO]);
+  PyObject *v = call_method(rawsock, st->names[PYWS_NAME_FILENO], NULL);
   long n;
   if (v == NULL) {
     return -1;
@@ -152,6 +183,7 @@ static int socket_fd(pyws_state *st, PyObject *rawsock, int *fd) {
  * throws gevent's cancel_wait_ex (an OSError) into the wait.  0 or -1; the
  * watcher is stopped either way.  Its frame is on the greenlet's saved stack
  * for as long as an idle connection waits, so it stays small. */
+NO_REDZONES
 static int wait_on_hub(pyws_state *st, PyObject *watcher, PyObject *hub) {
   PyObject *current, *wake, *r;
   pyws_saved_error saved;
@@ -163,21 +195,21 @@ static int wait_on_hub(pyws_state *st, PyObject *watcher, PyObject *hub) {
   if (wake == NULL) {
     return -1;
   }
-  r = PyObject_CallMethodOneArg(watcher, st->names[PYWS_NAME_START], wake);
+  r = call_method(watcher, st->names[PYWS_NAME_START], wake);
   Py_DECREF(wake);
   if (r == NULL) {
     return -1;
   }
   Py_DECREF(r);
-  r = PyObject_CallMethodNoArgs(hub, st->names[PYWS_NAME_SWITCH]);
+  r = call_method(hub, st->names[PYWS_NAME_SWITCH], NULL);
   if (r != NULL) {
     Py_DECREF(r);
-    r = PyObject_CallMethodNoArgs(watcher, st->names[PYWS_NAME_STOP]);
+    r = call_method(watcher, st->names[PYWS_NAME_STOP], NULL);
     Py_XDECREF(r);
     return r != NULL ? 0 : -1;
   }
   pyws_save_error(&saved);
-  if ((r = PyObject_CallMethodNoArgs(watcher, st->names[PYWS_NAME_STOP])) == NULL) {
+  if ((r = call_method(watcher, st->names[PYWS_NAME_STOP], NULL)) == NULL) {
     pyws_drop_error(&saved);
     return -1;
   }
@@ -190,6 +222,7 @@ static int wait_on_hub(pyws_state *st, PyObject *watcher, PyObject *hub) {
  * empty: the message, or a PYWS_RECV_* int, or NULL with an exception.  The
  * descriptor cannot change during a wait: closing the socket ends the wait
  * with an exception. */
+NO_REDZONES
 static PyObject *read_message(pyws_state *st, PyObject *proto, int fd, PyObject *watcher,
                               PyObject *hub) {
   int readable = 0;
@@ -212,6 +245,7 @@ static PyObject *read_message(pyws_state *st, PyObject *proto, int fd, PyObject 
 /* receive() on a plain gevent socket: the message, NULL with an exception,
  * or NULL without one when _receive_slow must take over (events, EOF, the
  * socket closed by another greenlet, a timeout, another reader). */
+NO_REDZONES
 static PyObject *receive_gevent(WebSocketBase *self, pyws_state *st) {
   PyObject **n = st->names;
   PyObject *watcher, *hub = NULL, *result = NULL, *r;
@@ -227,7 +261,7 @@ static PyObject *receive_gevent(WebSocketBase *self, pyws_state *st) {
   lock = Py_NewRef(self->read_lock);
   /* acquire(False): another reader holds it, and _receive_slow queues. */
   if ((hub = socket_attr(self->sock, n[PYWS_NAME_HUB])) == NULL ||
-      (r = PyObject_CallMethodOneArg(lock, n[PYWS_NAME_ACQUIRE], Py_False)) == NULL) {
+      (r = call_method(lock, n[PYWS_NAME_ACQUIRE], Py_False)) == NULL) {
     goto done;
   }
   taken = PyObject_IsTrue(r);
@@ -242,7 +276,7 @@ static PyObject *receive_gevent(WebSocketBase *self, pyws_state *st) {
   if (result == NULL) {
     pyws_save_error(&saved);
   }
-  r = PyObject_CallMethodNoArgs(lock, n[PYWS_NAME_RELEASE]);
+  r = call_method(lock, n[PYWS_NAME_RELEASE], NULL);
   if (result == NULL) {
     if (r == NULL) {
       pyws_drop_error(&saved);
@@ -274,6 +308,7 @@ done:
   return result;
 }
 
+NO_REDZONES
 static PyObject *base_receive(WebSocketBase *self, PyTypeObject *cls, PyObject *const *args,
                               Py_ssize_t nargs, PyObject *kwnames) {
   pyws_state *st = (pyws_state *)PyType_GetModuleState(cls);
@@ -290,7 +325,7 @@ static PyObject *base_receive(WebSocketBase *self, PyTypeObject *cls, PyObject *
       return NULL;
     }
     if (queued) {
-      return PyObject_CallMethodNoArgs(messages, st->names[PYWS_NAME_POPLEFT]);
+      return call_method(messages, st->names[PYWS_NAME_POPLEFT], NULL);
     }
   }
   if (self->fast) {
@@ -299,10 +334,11 @@ static PyObject *base_receive(WebSocketBase *self, PyTypeObject *cls, PyObject *
       return message;
     }
   }
-  return PyObject_CallMethodNoArgs((PyObject *)self, st->names[PYWS_NAME_RECEIVE_SLOW]);
+  return call_method((PyObject *)self, st->names[PYWS_NAME_RECEIVE_SLOW], NULL);
 }
 
 /* send()'s arguments: (message, binary=None), by position or keyword. */
+NO_REDZONES
 static int send_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                      PyObject **message, PyObject **binary) {
   Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -335,6 +371,7 @@ static int send_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
  * come between the check and the write; the lock is taken (by
  * _finish_direct) only if the socket does not take the whole frame.  None,
  * NULL with an exception, or NULL without one for _send_slow. */
+NO_REDZONES
 static PyObject *send_gevent(WebSocketBase *self, pyws_state *st, PyObject *message,
                              PyObject *binary) {
   PyObject *fd, *left, *r;
@@ -361,11 +398,12 @@ static PyObject *send_gevent(WebSocketBase *self, pyws_state *st, PyObject *mess
     Py_DECREF(left);
     Py_RETURN_NONE;
   }
-  r = PyObject_CallMethodOneArg((PyObject *)self, st->names[PYWS_NAME_FINISH_DIRECT], left);
+  r = call_method((PyObject *)self, st->names[PYWS_NAME_FINISH_DIRECT], left);
   Py_DECREF(left);
   return r;
 }
 
+NO_REDZONES
 static PyObject *base_send(WebSocketBase *self, PyTypeObject *cls, PyObject *const *args,
                            Py_ssize_t nargs, PyObject *kwnames) {
   pyws_state *st = (pyws_state *)PyType_GetModuleState(cls);
@@ -374,7 +412,7 @@ static PyObject *base_send(WebSocketBase *self, PyTypeObject *cls, PyObject *con
     return NULL;
   }
   if (self->dead || message == Py_None) {
-    return PyObject_CallMethodOneArg((PyObject *)self, st->names[PYWS_NAME_REFUSE], message);
+    return call_method((PyObject *)self, st->names[PYWS_NAME_REFUSE], message);
   }
   self->used = 1;
   if (self->direct == DIRECT_GEVENT) {
@@ -448,6 +486,7 @@ static PyType_Spec base_spec = {
     .slots = base_slots,
 };
 
+NO_REDZONES
 int pyws_py_websocket_init(PyObject *module) {
   PyObject *type = PyType_FromModuleAndSpec(module, &base_spec, NULL);
   if (type == NULL) {
