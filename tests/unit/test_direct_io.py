@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import zlib
@@ -30,6 +29,7 @@ from pyws import _core
 from pyws import websocket as websocket_module
 from pyws.exceptions import ProtocolError
 from pyws.websocket import WebSocket
+from tests.script_json import script_json
 from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1,
                         build_frame, close_payload, parse_frames)
 
@@ -294,12 +294,7 @@ def run_all(env: Any) -> Dict[str, Any]:
 @pytest.fixture(scope="module")
 def gevent_results() -> Dict[str, Any]:
     pytest.importorskip("gevent")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              filter(None, [ROOT, os.environ.get("PYTHONPATH")]))})
-    assert proc.returncode == 0, proc.stderr
-    results: Dict[str, Any] = json.loads(proc.stdout)
+    results: Dict[str, Any] = script_json(__file__, timeout=300)
     return results
 
 

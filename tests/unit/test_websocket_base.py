@@ -23,6 +23,7 @@ import pytest
 from pyws import _core
 from pyws.exceptions import ConnectionClosed
 from pyws.websocket import WebSocket
+from tests.script_json import script_json
 from tests.wire import OP_TEXT, build_frame, parse_frames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -125,7 +126,6 @@ def test_fields_held_in_c_are_collected_with_their_cycles() -> None:
     holder.ws = ws
     ws._wakeup = holder  # a cycle through a field of the base
     ref = weakref.ref(ws)
-    ws._wakeup = holder
     del ws, holder
     gc.collect()
     assert ref() is None
@@ -218,12 +218,7 @@ def gevent_checks() -> Dict[str, Any]:
 @pytest.fixture(scope="module")
 def gevent_results() -> Dict[str, Any]:
     pytest.importorskip("gevent")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                              filter(None, [ROOT, os.environ.get("PYTHONPATH")]))})
-    assert proc.returncode == 0, proc.stderr
-    results: Dict[str, Any] = json.loads(proc.stdout)
+    results: Dict[str, Any] = script_json(__file__, timeout=120)
     return results
 
 
