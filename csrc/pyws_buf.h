@@ -28,6 +28,11 @@ int pyws_buf_reserve(pyws_buf *b, size_t extra);
 /* Append `n` bytes.  0 or PYWS_ERR_NOMEM/PYWS_ERR_TOO_LARGE. */
 int pyws_buf_append(pyws_buf *b, const void *src, size_t n);
 
+/* Writing in place: after pyws_buf_reserve(b, n), up to n bytes may be
+ * written at pyws_buf_tail and added with pyws_buf_added. */
+static inline uint8_t *pyws_buf_tail(pyws_buf *b) { return b->data + b->len; }
+static inline void pyws_buf_added(pyws_buf *b, size_t n) { b->len += n; }
+
 /* Unconsumed bytes: pointer and size (pointer valid until the next append). */
 static inline const uint8_t *pyws_buf_bytes(const pyws_buf *b) {
   /* An empty buffer may have no allocation; NULL + 0 is undefined in C. */

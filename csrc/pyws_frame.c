@@ -78,6 +78,13 @@ static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n,
   for (; i < n; i++) dst[i] = src[i] ^ pattern[i & 7];
 }
 
+/* RFC 6455 section 5.2: the shortest length encoding, and the top bit of a
+ * 64-bit length clear.  wslay refuses other headers itself. */
+static int length_is_minimal(uint8_t len7, uint64_t n) {
+  return len7 < 126 || (len7 == 126 && n >= 126) ||
+         (len7 == 127 && n > 65535 && !(n >> 63));
+}
+
 /* A header is complete: check its masking, then prepare what wslay gets. */
 static void header_done(pyws_frame_reader *r) {
   uint8_t len7 = r->header[1] & 0x7f;
@@ -104,6 +111,13 @@ static void header_done(pyws_frame_reader *r) {
   r->in_payload = n > 0;
   r->have = 0;
   r->need = 2;
+  /* A data frame with a payload and a well-formed length: wslay gets its
+   * header with length 0, the engine its payload (see pyws_frame.h). */
+  r->bypass = !(r->header[0] & 0x08) && n > 0 && length_is_minimal(len7, n);
+  if (r->bypass) {
+    r->out[1] = 0;
+    r->out_len = 2;
+  }
 }
 
 /* Fill wslay's buffer (`buf`, `len`) from the caller's input: headers
@@ -117,8 +131,8 @@ static size_t read_frames(pyws_frame_io *io, uint8_t *buf, size_t len) {
       memcpy(buf + n, r->out + r->out_pos, take);
       r->out_pos += take;
       n += take;
-    } else if (io->in_len == 0) {
-      break;
+    } else if (io->in_len == 0 || (r->in_payload && r->bypass)) {
+      break; /* out of input, or a payload that bypasses wslay */
     } else if (r->in_payload) {
       size_t take = len - n < io->in_len ? len - n : io->in_len;
       if (take > r->payload_left) take = (size_t)r->payload_left;
@@ -147,9 +161,36 @@ static size_t read_frames(pyws_frame_io *io, uint8_t *buf, size_t len) {
   return n;
 }
 
+uint64_t pyws_frame_payload_left(const pyws_frame_io *io) {
+  const pyws_frame_reader *r = &io->reader;
+  return r->bypass && r->in_payload && r->out_pos == r->out_len ? r->payload_left : 0;
+}
+
+size_t pyws_frame_take_payload(pyws_frame_io *io, uint8_t *dst, size_t max) {
+  pyws_frame_reader *r = &io->reader;
+  size_t take = io->in_len < max ? io->in_len : max;
+  if (take > pyws_frame_payload_left(io)) take = (size_t)pyws_frame_payload_left(io);
+  if (take == 0) return 0;
+  if (r->masked) {
+    unmask_copy(dst, io->in, take, r->key, r->offset);
+  } else {
+    memcpy(dst, io->in, take);
+  }
+  io->in += take;
+  io->in_len -= take;
+  r->offset += take;
+  r->payload_left -= take;
+  if (r->payload_left == 0) {
+    r->in_payload = 0;
+    r->bypass = 0;
+  }
+  return take;
+}
+
 int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb) {
   const pyws_frame_reader *r = &io->reader;
-  if (!r->in_payload || r->payload_left != r->payload_length || r->out_pos < r->out_len) {
+  if (!r->in_payload || r->bypass || r->payload_left != r->payload_length ||
+      r->out_pos < r->out_len) {
     return 0;
   }
   memset(iocb, 0, sizeof(*iocb));

@@ -30,11 +30,20 @@
  * the masking direction, and hands wslay the header with the mask bit and
  * key removed, followed by the payload unmasked eight bytes at a time.
  * wslay still parses and validates every header (lengths, control frames)
- * and frames the payload; it just never sees a mask.
+ * and frames the payloads of control frames; it never sees a mask.
  *
  * It also keeps the last header, because wslay reports a frame only once a
  * byte of its payload is there: a header that arrives alone can be checked
  * at once (pyws_frame_pending_header).
+ *
+ * A data frame's payload does not go through wslay at all: wslay would copy
+ * it into its 4 KiB input buffer and hand it out from there, one buffer at
+ * a time, and the engine would copy it again into the message.  wslay gets
+ * the frame's header with a payload length of 0 (opcode, FIN and RSV bits
+ * as sent), reports the frame, and the engine then takes the payload with
+ * pyws_frame_take_payload, unmasked straight into the message.  A header
+ * whose length is not minimally encoded goes to wslay as sent, so that wslay
+ * refuses it as before.
  */
 typedef struct pyws_frame_reader {
   uint8_t header[PYWS_FRAME_MAX_HEADER];
@@ -53,6 +62,8 @@ typedef struct pyws_frame_reader {
                              follows were withheld from wslay */
   uint64_t handed;        /* bytes given to wslay so far (headers as
                              rewritten, payloads) */
+  int bypass;             /* the current frame's payload is for
+                             pyws_frame_take_payload, not wslay */
 } pyws_frame_reader;
 
 typedef struct pyws_frame_io {
@@ -68,6 +79,14 @@ typedef struct pyws_frame_io {
  * its payload, describe that frame in `iocb` (fin, rsv, opcode, mask as
  * sent, payload_length; no data) and return 1; else 0. */
 int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb);
+
+/* The payload bytes still to take of a frame whose payload bypasses wslay
+ * (0 when there is none). */
+uint64_t pyws_frame_payload_left(const pyws_frame_io *io);
+
+/* Take up to `max` payload bytes of that frame from the input, unmasked
+ * into `dst`; returns how many (0 when the input is exhausted). */
+size_t pyws_frame_take_payload(pyws_frame_io *io, uint8_t *dst, size_t max);
 
 /* Create a wslay frame context reading through `io` (which must outlive
  * it); for parsing only.  0 or PYWS_ERR_NOMEM.  Free with
