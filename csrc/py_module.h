@@ -82,6 +82,11 @@ PyObject *pyws_py_pmd_tuple(const pyws_pmd_params *p);
 /* What Protocol.receive_from returns when it has no message for the caller. */
 enum { PYWS_RECV_WAIT = 0, PYWS_RECV_EVENTS = 1, PYWS_RECV_EOF = 2 };
 
+/* A file descriptor argument (an int, as fileno() returns it); a negative
+ * or out-of-range one becomes -1, so the system call fails with EBADF.
+ * 0 or -1 with an exception. */
+int pyws_py_fd_arg(PyObject *arg, int *fd);
+
 /* Protocol.receive_from and Protocol.send_to, for WebSocketBase (`proto`
  * must be a Protocol; send_to's args as the method takes them). */
 PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable);

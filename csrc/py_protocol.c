@@ -18,7 +18,6 @@ typedef struct {
   int drained;
 } ProtocolObject;
 
-
 static pyws_state *state_of(PyObject *self) {
   return (pyws_state *)PyType_GetModuleState(Py_TYPE(self));
 }
@@ -292,8 +291,7 @@ static PyObject *Protocol_send_close(ProtocolObject *self, PyObject *args, PyObj
   return result(self, rv);
 }
 
-/* The file descriptor argument of the *_to/_from methods. */
-static int fd_arg(PyObject *arg, int *fd) {
+int pyws_py_fd_arg(PyObject *arg, int *fd) {
   long v = PyLong_AsLong(arg);
   if (v == -1 && PyErr_Occurred()) {
     return -1;
@@ -362,7 +360,7 @@ static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *ar
     PyErr_SetString(PyExc_TypeError, "receive_from(fd, readable)");
     return NULL;
   }
-  if (fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
+  if (pyws_py_fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
     return NULL;
   }
   return receive_step(self, fd, readable);
@@ -399,7 +397,7 @@ static PyObject *Protocol_send_to(ProtocolObject *self, PyObject *const *args,
     PyErr_SetString(PyExc_TypeError, "send_to(fd, message, binary)");
     return NULL;
   }
-  if (fd_arg(args[0], &fd) != 0) {
+  if (pyws_py_fd_arg(args[0], &fd) != 0) {
     return NULL;
   }
   message = args[1];
@@ -446,7 +444,7 @@ PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args) {
 /* flush_to(fd): write queued output; the bytes left, or -errno. */
 static PyObject *Protocol_flush_to(ProtocolObject *self, PyObject *arg) {
   int fd;
-  if (fd_arg(arg, &fd) != 0) {
+  if (pyws_py_fd_arg(arg, &fd) != 0) {
     return NULL;
   }
   return write_result(self, pyws_sockio_flush(self->conn, fd));

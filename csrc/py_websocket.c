@@ -11,7 +11,6 @@
  */
 #include "py_module.h"
 
-#include <limits.h>
 #include <structmember.h>
 #include <time.h>
 
@@ -165,17 +164,13 @@ static int fast_path_open(WebSocketBase *self, pyws_state *st, PyObject **watche
 NO_REDZONES
 static int socket_fd(pyws_state *st, PyObject *rawsock, int *fd) {
   PyObject *v = call_method(rawsock, st->names[PYWS_NAME_FILENO], NULL);
-  long n;
+  int rc;
   if (v == NULL) {
     return -1;
   }
-  n = PyLong_AsLong(v);
+  rc = pyws_py_fd_arg(v, fd);
   Py_DECREF(v);
-  if (n == -1 && PyErr_Occurred()) {
-    return -1;
-  }
-  *fd = n < 0 || n > INT_MAX ? -1 : (int)n;
-  return 0;
+  return rc;
 }
 
 /* Wait on the hub until `watcher` fires: start it with the current
@@ -375,7 +370,7 @@ NO_REDZONES
 static PyObject *send_gevent(WebSocketBase *self, pyws_state *st, PyObject *message,
                              PyObject *binary) {
   PyObject *fd, *left, *r;
-  int locked, fdnum;
+  int locked;
   if (self->lock == NULL || self->rawsock == NULL || self->proto == NULL ||
       !Py_IS_TYPE(self->proto, st->protocol_type)) {
     return NULL;
@@ -383,7 +378,8 @@ static PyObject *send_gevent(WebSocketBase *self, pyws_state *st, PyObject *mess
   if ((locked = is_locked(st, self->lock)) != 0) {
     return NULL; /* another sender, or an error (set) */
   }
-  if (socket_fd(st, self->rawsock, &fdnum) != 0 || (fd = PyLong_FromLong(fdnum)) == NULL) {
+  /* fileno()'s int goes to send_to as it is (send_to reads it). */
+  if ((fd = call_method(self->rawsock, st->names[PYWS_NAME_FILENO], NULL)) == NULL) {
     return NULL;
   }
   {

@@ -8,9 +8,11 @@
  * payloads with SIMD on the way.  A data frame's payload skips wslay:
  * wslay sees the frame's header with length 0, and take_payload unmasks
  * the payload straight into the message (one copy instead of two, and no
- * call into wslay per 4 KiB).  This file is the message layer above it: it checks what RFC 6455
- * asks of each frame (masking direction, reserved bits and opcodes,
- * continuation order), assembles fragmented messages, validates text as
+ * call into wslay per 4 KiB).
+ *
+ * This file is the message layer above it: it checks what RFC 6455 asks of
+ * each frame (masking direction, reserved bits and opcodes, continuation
+ * order), assembles fragmented messages, validates text as
  * it arrives (a message fails at its first invalid byte, not at its end),
  * enforces the maximum message size as soon as a frame header announces a
  * length, answers pings, and runs the closing handshake.

@@ -168,8 +168,9 @@ uint64_t pyws_frame_payload_left(const pyws_frame_io *io) {
 
 size_t pyws_frame_take_payload(pyws_frame_io *io, uint8_t *dst, size_t max) {
   pyws_frame_reader *r = &io->reader;
+  uint64_t left = pyws_frame_payload_left(io);
   size_t take = io->in_len < max ? io->in_len : max;
-  if (take > pyws_frame_payload_left(io)) take = (size_t)pyws_frame_payload_left(io);
+  if (take > left) take = (size_t)left;
   if (take == 0) return 0;
   if (r->masked) {
     unmask_copy(dst, io->in, take, r->key, r->offset);
