@@ -25,7 +25,7 @@ static const uint8_t TAIL[4] = {0x00, 0x00, 0xff, 0xff};
 struct pyws_deflate {
   z_stream tx, rx;
   int tx_ready, rx_ready;
-  int tx_bits, rx_bits;     /* tx_bits 0: send uncompressed */
+  int tx_bits;              /* 0: send uncompressed */
   int tx_reset, rx_reset;   /* no context takeover in that direction */
   int level, mem_level;
   int rx_ended;             /* a DEFLATE stream ended with the data so far */
@@ -44,7 +44,6 @@ int pyws_deflate_new(pyws_deflate **pd, const pyws_pmd_params *p, int server, in
   }
   tx_bits = server ? p->server_max_window_bits : p->client_max_window_bits;
   d->tx_bits = tx_bits > 8 ? tx_bits : 0;
-  d->rx_bits = server ? p->client_max_window_bits : p->server_max_window_bits;
   d->tx_reset = server ? p->server_no_context_takeover : p->client_no_context_takeover;
   d->rx_reset = server ? p->client_no_context_takeover : p->server_no_context_takeover;
   d->level = level;
@@ -233,7 +232,14 @@ int pyws_deflate_inflate(pyws_deflate *d, const uint8_t *data, size_t len, int l
                          pyws_buf *out, uint64_t limit) {
   int rv;
   if (!d->rx_ready) {
-    int zr = inflateInit2(&d->rx, -d->rx_bits);
+    /* Always the largest window, whatever the peer agreed to use.  zlib
+     * checks a distance against the window only when it reaches back past
+     * the output of the current inflate call, so with a smaller window a
+     * peer's too-far reference would fail or pass depending on how the
+     * input happened to be split; with 15 bits every distance DEFLATE can
+     * encode is checked against what was really produced.  The agreement
+     * binds the sender, and what it sent is still decoded as it means. */
+    int zr = inflateInit2(&d->rx, -MAX_WBITS);
     if (zr != Z_OK) {
       return zlib_error(zr);
     }

@@ -266,6 +266,27 @@ def test_the_compressor_stays_inside_the_agreed_window():
     assert zlib.decompressobj(wbits=-9).decompress(payload + TAIL) == message
 
 
+def test_a_peer_reaching_past_its_agreed_window_is_decoded_however_its_bytes_arrive():
+    """A client that agreed to a 9-bit window but refers 1100 bytes back: the
+    message is what it means whether the frame arrives whole or a few bytes
+    at a time (zlib alone would reject it only when a read ended between
+    the reference and its target)."""
+    message = (os.urandom(400) + os.urandom(700)) * 20
+    compressor = zlib.compressobj(wbits=-15)
+    payload = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert payload.endswith(TAIL)
+    payload = payload[:-4]
+    key = b"\x0a\x0b\x0c\x0d"
+    assert 125 < len(payload) < 65536
+    frame = (bytes((0xc2, 0xfe)) + len(payload).to_bytes(2, "big") + key +
+             bytes(x ^ key[i % 4] for i, x in enumerate(payload)))
+    for step in (len(frame), 1, 4, 7, 1000):
+        server, _ = pair((False, False, 15, 9), max_message_size=0)
+        for i in range(0, len(frame), step):
+            server.receive_data(frame[i:i + step])
+        assert server.events_received() == [(_core.BINARY, message)], step
+
+
 def test_a_window_of_8_bits_means_sending_uncompressed():
     """zlib cannot compress in a 256-byte window; uncompressed messages are
     allowed, and the other direction is still decompressed."""
