@@ -179,7 +179,7 @@ static int intern_names(pyws_state *st) {
       "start",  "stop",    "switch",      "popleft",       "locked",
       "acquire", "release", "_read_event", "timeout",      "callback",
       "hub",    "fileno", "_receive_slow", "_send_slow", "_finish_direct",
-      "_refuse",
+      "_refuse", "_schedule_flush", "_flush_deferred",
   };
   for (int i = 0; i < PYWS_NAME_COUNT; i++) {
     if ((st->names[i] = PyUnicode_InternFromString(names[i])) == NULL) return -1;

@@ -32,6 +32,8 @@ enum pyws_name {
   PYWS_NAME_SEND_SLOW,
   PYWS_NAME_FINISH_DIRECT,
   PYWS_NAME_REFUSE,
+  PYWS_NAME_SCHEDULE_FLUSH,
+  PYWS_NAME_FLUSH_DEFERRED,
   PYWS_NAME_COUNT
 };
 
@@ -89,8 +91,13 @@ int pyws_py_fd_arg(PyObject *arg, int *fd);
 
 /* Protocol.receive_from and Protocol.send_to, for WebSocketBase (`proto`
  * must be a Protocol; send_to's args as the method takes them). */
-PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable);
+PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable, int deferred);
+/* Is the engine's next event a complete message (returned without a read)? */
+int pyws_py_message_ready(PyObject *proto);
 PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args);
+/* send_to's message into the engine's output only, not written: the bytes
+ * now queued there, or NULL with an exception. */
+PyObject *pyws_py_queue_message(PyObject *proto, PyObject *message, PyObject *binary);
 
 /* The exception being raised, set aside while a clean-up call runs. */
 #if PY_VERSION_HEX >= 0x030C0000

@@ -312,7 +312,7 @@ int pyws_py_fd_arg(PyObject *arg, int *fd) {
  * socket it returns PYWS_RECV_WAIT rather than trying a read that would fail.
  * (receive_step is its body, which WebSocketBase.receive calls too.)
  */
-static PyObject *receive_step(ProtocolObject *self, int fd, int readable) {
+static PyObject *receive_step(ProtocolObject *self, int fd, int readable, int deferred) {
   pyws_conn *c = self->conn;
   for (;;) {
     const pyws_event *head = pyws_conn_peek_event(c);
@@ -320,7 +320,9 @@ static PyObject *receive_step(ProtocolObject *self, int fd, int readable) {
     int rv;
     pyws_conn_output(c, &queued);
     if (head != NULL || queued > 0) {
-      if (queued == 0 &&
+      /* Output the caller deferred (WebSocketBase's burst) is written when
+         the burst ends; it need not stop the next message of the burst. */
+      if ((queued == 0 || (deferred && head != NULL)) &&
           (head->type == PYWS_EVENT_TEXT || head->type == PYWS_EVENT_BINARY)) {
         pyws_event *ev;
         PyObject *msg;
@@ -363,7 +365,7 @@ static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *ar
   if (pyws_py_fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
     return NULL;
   }
-  return receive_step(self, fd, readable);
+  return receive_step(self, fd, readable, 0);
 }
 
 /* Remaining output after a write through sockio: its size, or -errno. */
@@ -379,20 +381,69 @@ static PyObject *write_result(ProtocolObject *self, int rv) {
   return PyLong_FromSize_t(left);
 }
 
+/* send_message's result when a Python exception is set. */
+#define SEND_PYTHON_ERROR 1
+
+/* One message to the socket `fd` (pyws_sockio_send) or, with fd QUEUE_ONLY,
+ * only into the engine's output, for a later flush_to.  `binary` None: str
+ * goes as text, bytes-like as binary; True/False force the kind (text from
+ * bytes must be valid UTF-8).  The engine's result, or SEND_PYTHON_ERROR. */
+#define QUEUE_ONLY INT_MIN
+static int send_message(ProtocolObject *self, int fd, PyObject *message, PyObject *binary_arg) {
+  Py_buffer view;
+  const uint8_t *data;
+  size_t len;
+  int binary, rv;
+  if (PyUnicode_Check(message)) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(message, &n);
+    if (p == NULL) {
+      return SEND_PYTHON_ERROR;
+    }
+    binary = binary_arg != Py_None && PyObject_IsTrue(binary_arg);
+    if (PyErr_Occurred()) {
+      return SEND_PYTHON_ERROR;
+    }
+    view.obj = NULL;
+    data = (const uint8_t *)p;
+    len = (size_t)n;
+  } else {
+    binary = binary_arg == Py_None ? 1 : PyObject_IsTrue(binary_arg);
+    if (binary < 0 || PyObject_GetBuffer(message, &view, PyBUF_SIMPLE) != 0) {
+      return SEND_PYTHON_ERROR;
+    }
+    data = view.buf;
+    len = (size_t)view.len;
+    if (!binary && !pyws_utf8_valid(data, len)) {
+      PyBuffer_Release(&view);
+      PyErr_SetString(PyExc_ValueError, "a text message must be valid UTF-8");
+      return SEND_PYTHON_ERROR;
+    }
+  }
+  if (fd != QUEUE_ONLY) {
+    rv = pyws_sockio_send(self->conn, fd, binary ? 2 : 1, data, len);
+  } else {
+    rv = binary ? pyws_conn_send_binary(self->conn, data, len)
+                : pyws_conn_send_text(self->conn, data, len);
+  }
+  if (view.obj != NULL) {
+    int saved = errno; /* PyBuffer_Release must not hide the I/O error */
+    PyBuffer_Release(&view);
+    errno = saved;
+  }
+  return rv;
+}
+
 /*
  * send_to(fd, message, binary): send one message on a plain socket, like
  * send_text/send_binary followed by a write of the output, but from the
- * message's own buffer.  `binary` None: str goes as text, bytes-like as
- * binary; True/False force the kind (text from bytes must be valid UTF-8).
- * Returns the bytes still to write (call flush_to when the socket is
- * writable) or -errno if the socket failed; raises ConnectionClosed once a
- * close frame was sent.
+ * message's own buffer.  Returns the bytes still to write (call flush_to
+ * when the socket is writable) or -errno if the socket failed; raises
+ * ConnectionClosed once a close frame was sent.
  */
 static PyObject *Protocol_send_to(ProtocolObject *self, PyObject *const *args,
                                   Py_ssize_t nargs) {
-  PyObject *message, *binary_arg;
-  Py_buffer view;
-  int fd, binary, rv;
+  int fd, rv;
   if (nargs != 3) {
     PyErr_SetString(PyExc_TypeError, "send_to(fd, message, binary)");
     return NULL;
@@ -400,45 +451,27 @@ static PyObject *Protocol_send_to(ProtocolObject *self, PyObject *const *args,
   if (pyws_py_fd_arg(args[0], &fd) != 0) {
     return NULL;
   }
-  message = args[1];
-  binary_arg = args[2];
-  if (PyUnicode_Check(message)) {
-    Py_ssize_t len;
-    const char *p = PyUnicode_AsUTF8AndSize(message, &len);
-    if (p == NULL) {
-      return NULL;
-    }
-    binary = binary_arg != Py_None && PyObject_IsTrue(binary_arg);
-    if (PyErr_Occurred()) {
-      return NULL;
-    }
-    rv = pyws_sockio_send(self->conn, fd, binary ? 2 : 1, (const uint8_t *)p, (size_t)len);
-    return write_result(self, rv);
-  }
-  binary = binary_arg == Py_None ? 1 : PyObject_IsTrue(binary_arg);
-  if (binary < 0 || PyObject_GetBuffer(message, &view, PyBUF_SIMPLE) != 0) {
-    return NULL;
-  }
-  if (!binary && !pyws_utf8_valid(view.buf, (size_t)view.len)) {
-    PyBuffer_Release(&view);
-    PyErr_SetString(PyExc_ValueError, "a text message must be valid UTF-8");
-    return NULL;
-  }
-  rv = pyws_sockio_send(self->conn, fd, binary ? 2 : 1, view.buf, (size_t)view.len);
-  {
-    int saved = errno; /* PyBuffer_Release must not hide the I/O error */
-    PyBuffer_Release(&view);
-    errno = saved;
-  }
-  return write_result(self, rv);
+  rv = send_message(self, fd, args[1], args[2]);
+  return rv == SEND_PYTHON_ERROR ? NULL : write_result(self, rv);
 }
 
-PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable) {
-  return receive_step((ProtocolObject *)proto, fd, readable);
+PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable, int deferred) {
+  return receive_step((ProtocolObject *)proto, fd, readable, deferred);
+}
+
+int pyws_py_message_ready(PyObject *proto) {
+  const pyws_event *head = pyws_conn_peek_event(((ProtocolObject *)proto)->conn);
+  return head != NULL && (head->type == PYWS_EVENT_TEXT || head->type == PYWS_EVENT_BINARY);
 }
 
 PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args) {
   return Protocol_send_to((ProtocolObject *)proto, args, 3);
+}
+
+PyObject *pyws_py_queue_message(PyObject *proto, PyObject *message, PyObject *binary) {
+  ProtocolObject *self = (ProtocolObject *)proto;
+  int rv = send_message(self, QUEUE_ONLY, message, binary);
+  return rv == SEND_PYTHON_ERROR ? NULL : write_result(self, rv);
 }
 
 /* flush_to(fd): write queued output; the bytes left, or -errno. */

@@ -53,6 +53,7 @@ typedef struct {
   char fast;           /* _fast: receive() may take the gevent fast path */
   char dead;           /* _dead: the socket was shut down */
   char used;           /* _used: the application sent or received */
+  char deferred;       /* _deferred: send() left frames in the engine's output */
 } WebSocketBase;
 
 NO_REDZONES
@@ -218,11 +219,11 @@ static int wait_on_hub(pyws_state *st, PyObject *watcher, PyObject *hub) {
  * descriptor cannot change during a wait: closing the socket ends the wait
  * with an exception. */
 NO_REDZONES
-static PyObject *read_message(pyws_state *st, PyObject *proto, int fd, PyObject *watcher,
-                              PyObject *hub) {
+static PyObject *read_message(WebSocketBase *self, pyws_state *st, PyObject *proto, int fd,
+                              PyObject *watcher, PyObject *hub) {
   int readable = 0;
   for (;;) {
-    PyObject *got = pyws_py_receive_step(proto, fd, readable);
+    PyObject *got = pyws_py_receive_step(proto, fd, readable, self->deferred);
     if (got == NULL) {
       return NULL;
     }
@@ -265,7 +266,7 @@ static PyObject *receive_gevent(WebSocketBase *self, pyws_state *st) {
     goto done;
   }
   if (socket_fd(st, rawsock, &fd) == 0) {
-    result = read_message(st, proto, fd, watcher, hub);
+    result = read_message(self, st, proto, fd, watcher, hub);
   }
   /* Release the lock whatever the read ended with, keeping its exception. */
   if (result == NULL) {
@@ -323,6 +324,16 @@ static PyObject *base_receive(WebSocketBase *self, PyTypeObject *cls, PyObject *
       return call_method(messages, st->names[PYWS_NAME_POPLEFT], NULL);
     }
   }
+  /* The burst is over when no message waits: what send() deferred during
+     it goes out now, before this receive() reads or waits. */
+  if (self->deferred && (self->proto == NULL || !Py_IS_TYPE(self->proto, st->protocol_type) ||
+                         !pyws_py_message_ready(self->proto))) {
+    PyObject *r = call_method((PyObject *)self, st->names[PYWS_NAME_FLUSH_DEFERRED], Py_True);
+    if (r == NULL) {
+      return NULL;
+    }
+    Py_DECREF(r);
+  }
   if (self->fast) {
     PyObject *message = receive_gevent(self, st);
     if (message != NULL || PyErr_Occurred()) {
@@ -361,6 +372,41 @@ static int send_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
   return 0;
 }
 
+/* Deferred output is written once it reaches this many bytes. */
+#define DEFER_LIMIT (64u << 10)
+
+/* send() while the next received message is already complete in the
+ * engine: the application is working through a burst (pipelined requests)
+ * and answers each, so the frames gather in the engine's output and go out
+ * in one write when the burst ends (the receive() that finds no message
+ * ready, or the hub's next turn), not in one system call and one TCP
+ * segment each.  None, or NULL with an exception. */
+NO_REDZONES
+static PyObject *defer_send(WebSocketBase *self, pyws_state *st, PyObject *message,
+                            PyObject *binary) {
+  PyObject *queued = pyws_py_queue_message(self->proto, message, binary), *r;
+  size_t n;
+  if (queued == NULL) {
+    return NULL;
+  }
+  n = PyLong_AsSize_t(queued);
+  Py_DECREF(queued);
+  if (n == (size_t)-1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (!self->deferred) {
+    self->deferred = 1;
+    if ((r = call_method((PyObject *)self, st->names[PYWS_NAME_SCHEDULE_FLUSH], NULL)) == NULL) {
+      return NULL;
+    }
+    Py_DECREF(r);
+  }
+  if (n >= DEFER_LIMIT) {
+    return call_method((PyObject *)self, st->names[PYWS_NAME_FLUSH_DEFERRED], Py_True);
+  }
+  Py_RETURN_NONE;
+}
+
 /* send() on a plain gevent socket with the send lock free: greenlets do not
  * preempt each other and the engine's call does not switch, so nothing can
  * come between the check and the write; the lock is taken (by
@@ -377,6 +423,9 @@ static PyObject *send_gevent(WebSocketBase *self, pyws_state *st, PyObject *mess
   }
   if ((locked = is_locked(st, self->lock)) != 0) {
     return NULL; /* another sender, or an error (set) */
+  }
+  if (self->fast && pyws_py_message_ready(self->proto)) {
+    return defer_send(self, st, message, binary);
   }
   /* fileno()'s int goes to send_to as it is (send_to reads it). */
   if ((fd = call_method(self->rawsock, st->names[PYWS_NAME_FILENO], NULL)) == NULL) {
@@ -438,6 +487,7 @@ static PyMemberDef base_members[] = {
     {"_last_rx", T_DOUBLE, offsetof(WebSocketBase, last_rx), 0, NULL},
     {"_direct", T_INT, offsetof(WebSocketBase, direct), 0, NULL},
     {"_fast", T_BOOL, offsetof(WebSocketBase, fast), 0, NULL},
+    {"_deferred", T_BOOL, offsetof(WebSocketBase, deferred), 0, NULL},
     {"_dead", T_BOOL, offsetof(WebSocketBase, dead), 0, NULL},
     {"_used", T_BOOL, offsetof(WebSocketBase, used), 0, NULL},
     {NULL, 0, 0, 0, NULL},

@@ -499,11 +499,13 @@ def _idle(member: _Member) -> bool:
     """May frames go to the member's socket directly?  Only if its writer
     is idle with nothing queued (queued frames go first, and so does one the
     writer holds while it waits for the lock), nobody else is writing (or
-    stuck half-way through a frame) on the socket, and it is open.  Checked
+    stuck half-way through a frame, or frames its send() deferred) on the
+    socket, and it is open.  Checked
     by a greenlet of the socket's own thread, so that nothing changes
     between this check and the write, which never yields."""
     return (not member.writing and not member.queue.qsize()
-            and not member.lock.locked() and member.proto.state == _OPEN)
+            and not member.lock.locked() and not member.ws._deferred
+            and member.proto.state == _OPEN)
 
 
 def _direct_ok(sock: object) -> bool:

@@ -141,6 +141,7 @@ class WebSocket(_core.WebSocketBase):
                            ping_timeout=ping_timeout, idle_timeout=idle_timeout)
         self._sock = sock
         self._proto = protocol
+        _disable_nagle(sock)
         # False when the socket belongs to an HTTP server that closes it
         # itself (the upgrade on Werkzeug's or gunicorn's socket): it is then
         # only shut down, so the server never writes to a descriptor number
@@ -529,6 +530,37 @@ class WebSocket(_core.WebSocketBase):
         self._teardown()
         raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
 
+    def _schedule_flush(self) -> None:
+        """The base deferred a frame (a burst of messages is being answered,
+        see defer_send in csrc/py_websocket.c): make sure it goes out at the
+        hub's next turn even if the application stops calling receive()."""
+        self._sock.hub.loop.run_callback(self._flush_deferred, False)
+
+    def _flush_deferred(self, wait: bool) -> None:
+        """Write the frames send() deferred.  From receive() (``wait``), the
+        rest goes out as the socket drains, as send() would; from the hub's
+        callback, which must not block, by a task of its own."""
+        if not self._deferred:
+            return
+        self._deferred = False
+        if self._lock.locked():
+            return  # its holder writes the engine's output, these frames first
+        left = self._proto.flush_to(self._rawsock.fileno())
+        if left == 0:
+            return
+        if wait:
+            self._finish_quietly(left)
+        else:
+            spawn(self._sock, self._finish_quietly, left, name="pyws-flush")
+
+    def _finish_quietly(self, left: int) -> None:
+        """_finish_direct for deferred frames: a socket error ends the
+        connection, which the application meets at its next call."""
+        try:
+            self._finish_direct(left)
+        except ConnectionClosed:
+            pass
+
     def _finish_direct(self, left: int) -> None:
         """The rest of a frame send_to began without the lock (see send)."""
         with self._lock:
@@ -598,7 +630,9 @@ class WebSocket(_core.WebSocketBase):
             if queue is None:
                 if proto.close_sent or self._dead:
                     raise self._closed_error()
-                out = data
+                # Frames send() deferred are still in the engine: first.
+                queued = proto.data_to_send() if self._deferred else b""
+                out = queued + data if queued else data
             else:
                 queue(data)
                 out = proto.data_to_send()
@@ -792,6 +826,20 @@ def _direct_kind(sock: socket.socket) -> int:
     if cls.__module__ == "gevent._socket3" and cls.__name__ == "socket":
         return _GEVENT
     return _NO_DIRECT
+
+
+def _disable_nagle(sock: socket.socket) -> None:
+    """TCP_NODELAY on a TCP socket: a message goes out when it is sent.
+    With Nagle's algorithm, a small frame written while an earlier one is
+    still unacknowledged waits for that ACK, which the peer may delay by
+    tens of milliseconds (two quick broadcasts, a send right after a pong).
+    Other sockets (Unix, wrappers without these attributes) are left alone."""
+    try:
+        if (sock.family in (socket.AF_INET, socket.AF_INET6)
+                and sock.type == socket.SOCK_STREAM):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):
+        pass  # not a socket we can tune, or already closed: nothing lost
 
 
 def close_quietly(ws: WebSocket, code: int, reason: str = "",

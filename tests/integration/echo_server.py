@@ -10,7 +10,7 @@ Prints the port it listens on (one line on stdout), then serves until killed.
                      (route declared websocket=True)
 
 WSGI routes: '/' HTML page; '/ws' echo; '/info' first sends a JSON object
-describing the server-side WebSocket (compression included), then echoes; '/close' echoes the first
+describing the server-side WebSocket (compression and TCP_NODELAY included), then echoes; '/close' echoes the first
 message twice then closes with 4000 "bye"; '/concurrent?greenlets=N&count=M'
 sends N*M messages from N greenlets at once, then closes with 1000.  A
 request to a WebSocket route without ``wsgi.websocket`` gets
@@ -25,6 +25,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 from urllib.parse import parse_qs  # noqa: E402
 
@@ -78,6 +79,7 @@ def wsgi_app(environ, start_response):
             "query": environ.get("QUERY_STRING", ""),
             "closed": ws.closed,
             "compressed": ws.compressed,
+            "tcp_nodelay": bool(ws.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)),
         }))
         echo(ws)
     elif path == "/close":

@@ -114,7 +114,8 @@ def test_server_websocket_exposes_path_origin_and_protocol(echo_server):
     try:
         info = json.loads(c.recv())
         assert info == {"path": "/info", "origin": "http://example.com", "protocol": None,
-                        "query": "x=1", "closed": False, "compressed": False}
+                        "query": "x=1", "closed": False, "compressed": False,
+                        "tcp_nodelay": True}
         c.send("still echoing")
         assert c.recv() == "still echoing"
     finally:
@@ -132,6 +133,20 @@ def test_pyws_iteration_yields_messages_until_the_server_closes(echo_server):
         assert ws.closed is True
         assert (ws.close_code, ws.close_reason) == (4000, "bye")
         assert ws.receive() is None
+
+
+def test_both_ends_send_small_messages_without_nagle_delay(echo_server):
+    """TCP_NODELAY on both sockets: a small frame written while an earlier
+    one is unacknowledged goes out at once instead of waiting for an ACK
+    the peer may delay (the server side is reported by /info)."""
+    import socket
+
+    import pyws
+    from tests.integration.clients import call_with_timeout
+    ws = call_with_timeout(pyws.connect, echo_server.url("/info"), None, None, 10)
+    with ws:
+        assert ws.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert json.loads(call_with_timeout(ws.receive))["tcp_nodelay"] is True
 
 
 def test_pyws_context_manager_closes_with_1000(echo_server):

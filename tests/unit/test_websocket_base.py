@@ -136,7 +136,10 @@ def test_fields_held_in_c_are_collected_with_their_cycles() -> None:
 
 def gevent_checks() -> Dict[str, Any]:
     """Run by the subprocess: each check's observed result."""
+    import select
+
     import gevent
+    import gevent.event
     import gevent.socket
 
     from pyws.websocket import WebSocket as GWebSocket
@@ -212,6 +215,65 @@ def gevent_checks() -> Dict[str, Any]:
     peer.close()
     task.join(timeout=5)
     results["echo"] = [f.payload.decode() for f in frames] == [f"e{i}" for i in range(50)]
+
+    # A burst (20 requests in one write) answered one by one: the replies
+    # leave together when the burst ends, in order, not in 20 writes.
+    ws, peer = gpair()
+    seen_by_peer = []
+    peer.sendall(b"".join(build_frame(OP_TEXT, f"b{i}", mask=mask) for i in range(20)))
+    for _ in range(20):
+        ws.send(ws.receive())
+        seen_by_peer.append(bool(select.select([peer], [], [], 0)[0]))
+    frames, data = [], b""
+    while len(frames) < 20:
+        data += peer.recv(65536)
+        frames, _ = parse_frames(data)
+    results["burst"] = {"readable_after_each_send": seen_by_peer,
+                        "replies": [f.payload.decode() for f in frames]}
+    peer.close()
+
+    # A reply in a burst, then the application waits on something else
+    # instead of calling receive(): the reply still goes out.
+    ws, peer = gpair()
+    peer.sendall(build_frame(OP_TEXT, "q1", mask=mask) + build_frame(OP_TEXT, "q2", mask=mask))
+    answered = gevent.event.Event()
+
+    def slow_app() -> None:
+        ws.send("re:" + ws.receive())
+        answered.wait(5)  # set by the peer once the reply came
+        ws.send("re:" + ws.receive())
+
+    task = gevent.spawn(slow_app)
+    with gevent.Timeout(5, False):
+        first = peer.recv(65536)
+    answered.set()
+    data = first
+    with gevent.Timeout(5, False):
+        while len(parse_frames(data)[0]) < 2:
+            data += peer.recv(65536)
+    task.join(timeout=5)
+    results["reply_then_wait"] = {
+        "first": [f.payload.decode() for f in parse_frames(first)[0]],
+        "all": [f.payload.decode() for f in parse_frames(data)[0]]}
+    peer.close()
+
+    # A broadcast right after a reply in a burst reaches the member after
+    # that reply, never before it.
+    import pyws
+    hub = pyws.Hub()
+    ws, peer = gpair()
+    hub.join(ws, "room")
+    peer.sendall(build_frame(OP_TEXT, "m1", mask=mask) + build_frame(OP_TEXT, "m2", mask=mask))
+    ws.send("reply:" + ws.receive())
+    hub.broadcast("room", "news")
+    ws.send("reply:" + ws.receive())
+    data = b""
+    with gevent.Timeout(5, False):
+        while len(parse_frames(data)[0]) < 3:
+            data += peer.recv(65536)
+    results["reply_then_broadcast"] = [f.payload.decode() for f in parse_frames(data)[0]]
+    hub.close()
+    peer.close()
     return results
 
 
@@ -239,6 +301,33 @@ def test_gevent_socket_timeout_ends_the_connection(gevent_results: Dict[str, Any
 
 def test_gevent_echo_loop_answers_every_message(gevent_results: Dict[str, Any]) -> None:
     assert gevent_results["echo"] is True
+
+
+def test_gevent_replies_to_a_burst_leave_together_in_order(
+        gevent_results: Dict[str, Any]) -> None:
+    """While the next request is already in, a reply waits in the engine;
+    the last reply of the burst writes them all (one write, not twenty)."""
+    burst = gevent_results["burst"]
+    assert burst["replies"] == [f"b{i}" for i in range(20)]
+    assert burst["readable_after_each_send"] == [False] * 19 + [True]
+
+
+def test_gevent_a_deferred_reply_goes_out_while_the_application_waits(
+        gevent_results: Dict[str, Any]) -> None:
+    """The application answers the first of two queued requests, then waits
+    for something else without calling receive(): the reply is not held."""
+    assert gevent_results["reply_then_wait"] == {"first": ["re:q1"],
+                                                 "all": ["re:q1", "re:q2"]}
+
+
+def test_gevent_a_broadcast_never_overtakes_a_deferred_reply(
+        gevent_results: Dict[str, Any]) -> None:
+    """The broadcast comes after the reply sent before it (a later
+    ws.send() may overtake it: broadcasts go out when the greenlet yields,
+    as pyws.Hub documents)."""
+    got = gevent_results["reply_then_broadcast"]
+    assert got[0] == "reply:m1"
+    assert sorted(got) == ["news", "reply:m1", "reply:m2"]
 
 
 def test_server_bound_to_an_ip_starts_no_resolver_thread() -> None:
