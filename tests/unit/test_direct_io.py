@@ -138,6 +138,26 @@ def _compressed(frame: Callable[..., bytes], bomb: bool = False) -> bytes:
     ])
 
 
+def _burst(frame: Callable[..., bytes], compressed: bool = False) -> bytes:
+    """Many small messages in one stream, ending without a close (EOF): the
+    replies of an echo to a burst are written together on the gevent direct
+    path.  With ``compressed``, permessage-deflate with a shared context."""
+    comp = zlib.compressobj(wbits=-15)
+    frames = []
+    for i in range(500):
+        opcode = OP_TEXT if i % 2 else OP_BINARY
+        data = (f"p{i} " * (i % 9)).encode()
+        if compressed:
+            data = (comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            frames.append(frame(opcode, data, rsv=RSV1))
+        else:
+            frames.append(frame(opcode, data))
+    return b"".join(frames)
+
+
+SCENARIOS["burst_eof"] = (True, _burst(client_frame), 1 << 20, 1006)
+SCENARIOS["burst_eof_client_role"] = (False, _burst(server_frame), 1 << 20, 1006)
+
 #: Scenarios run with permessage-deflate agreed (no context takeover either way
 #: is not set, so contexts carry over), and the parameters.
 DEFLATE: Dict[str, Tuple[bool, bool, int, int]] = {}
@@ -146,7 +166,8 @@ for _name, _entry in {
         "deflate_client_role": (False, _compressed(server_frame), 1 << 20, 1000),
         "deflate_bomb": (True, _compressed(client_frame, bomb=True), 1 << 20, 1009),
         "deflate_bad_data": (True, client_frame(OP_TEXT, b"\xff\xff", rsv=RSV1), 1 << 20,
-                             1007)}.items():
+                             1007),
+        "deflate_burst_eof": (True, _burst(client_frame, compressed=True), 1 << 20, 1006)}.items():
     SCENARIOS[_name] = _entry
     DEFLATE[_name] = (False, False, 15, 15)
 
@@ -192,8 +213,13 @@ def frames_record(data: bytes, masked_output: bool) -> List[Any]:
             rest.hex()]
 
 
-def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0) -> Dict[str, Any]:
-    """One scenario through one path: the WebSocket's results and output."""
+def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0,
+                 echo: bool = False) -> Dict[str, Any]:
+    """One scenario through one path: the WebSocket's results and output.
+    With ``echo``, every message received is sent back at once, as an echo
+    server does: on the gevent direct path the replies to messages that
+    arrived together are written together (see defer_send in
+    csrc/py_websocket.c), which must not change a byte of the output."""
     server, stream, max_size, _ = SCENARIOS[name]
     ours, peer = env.socketpair()
     written: List[bytes] = []
@@ -241,6 +267,11 @@ def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0) -> D
         if message is None:
             break
         record.append(describe(message))
+        if echo:
+            try:
+                ws.send(message)
+            except OSError as exc:  # ConnectionClosed: the peer closed first
+                record.append(error_record(exc))
     record.append(["closed", ws.closed, ws.close_code, ws.close_reason])
     try:
         ws.send("after the end")
@@ -286,9 +317,9 @@ CASES = [(name, 0) for name in SCENARIOS] + [("mixed", 7), ("many_small", 100)]
 
 
 def run_all(env: Any) -> Dict[str, Any]:
-    return {f"{name}/{split}": {"plain": run_scenario(env, name, False, split),
-                                "direct": run_scenario(env, name, True, split)}
-            for name, split in CASES}
+    return {f"{name}/{split}/{echo}": {"plain": run_scenario(env, name, False, split, echo),
+                                       "direct": run_scenario(env, name, True, split, echo)}
+            for name, split in CASES for echo in (False, True)}
 
 
 @pytest.fixture(scope="module")
@@ -304,17 +335,40 @@ def check(name: str, plain: Dict[str, Any], direct: Dict[str, Any]) -> None:
     assert closed[0] == "closed" and closed[2] == SCENARIOS[name][3], closed
 
 
+@pytest.mark.parametrize("echo", [False, True], ids=["send_first", "echo"])
 @pytest.mark.parametrize("name,split", CASES)
-def test_direct_path_matches_plain_path_with_threads(name: str, split: int) -> None:
+def test_direct_path_matches_plain_path_with_threads(name: str, split: int, echo: bool) -> None:
     env = ThreadEnv()
-    check(name, run_scenario(env, name, False, split), run_scenario(env, name, True, split))
+    check(name, run_scenario(env, name, False, split, echo),
+          run_scenario(env, name, True, split, echo))
 
 
+@pytest.mark.parametrize("echo", [False, True], ids=["send_first", "echo"])
 @pytest.mark.parametrize("name,split", CASES)
 def test_direct_path_matches_plain_path_with_gevent(gevent_results: Dict[str, Any],
-                                                    name: str, split: int) -> None:
-    both = gevent_results[f"{name}/{split}"]
+                                                    name: str, split: int, echo: bool) -> None:
+    both = gevent_results[f"{name}/{split}/{echo}"]
     check(name, both["plain"], both["direct"])
+
+
+def _replies(result: Dict[str, Any]) -> List[str]:
+    """The payloads (hex) of the frames a server-side burst echo wrote after
+    the SENDS that went out."""
+    kind, data = result["output"]
+    assert kind == "bytes"
+    frames, rest = parse_frames(bytes.fromhex(data))
+    assert rest == b""
+    sent = sum(1 for entry in result["record"] if entry == ["sent"])
+    return [f.payload.hex() for f in frames[sent:]]
+
+
+def test_every_reply_to_a_burst_goes_out_on_both_paths(gevent_results: Dict[str, Any]) -> None:
+    """No reply is held back or lost when the replies are written together
+    (gevent, direct) rather than one by one."""
+    expected = [(f"p{i} " * (i % 9)).encode().hex() for i in range(500)]
+    both = gevent_results["burst_eof/0/True"]
+    assert _replies(both["direct"]) == expected
+    assert _replies(both["plain"]) == expected
 
 
 def test_tls_and_wrapped_sockets_keep_the_plain_path() -> None:
