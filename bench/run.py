@@ -301,12 +301,17 @@ class Running:
                 return int(line.split()[1])
         return 0
 
-    def cpu_seconds(self) -> float:
+    def cpu_times(self) -> Tuple[float, float]:
+        """The server's user and kernel CPU seconds so far."""
         try:
             fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            tick = os.sysconf("SC_CLK_TCK")
+            return int(fields[11]) / tick, int(fields[12]) / tick
         except (OSError, IndexError, ValueError):
-            return 0.0
+            return 0.0, 0.0
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_times())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -359,7 +364,7 @@ def children_cpu_seconds() -> float:
 
 def run_traffic(run: Running, sc: Scenario, cfg: argparse.Namespace) -> Dict[str, Any]:
     """An echo or broadcast cell: one load generator run against a server."""
-    cpu0, t0 = run.cpu_seconds(), time.monotonic()
+    (user0, sys0), t0 = run.cpu_times(), time.monotonic()
     busy0, kids0 = machine_busy_seconds(), children_cpu_seconds()
     try:
         r = subprocess.run(loadgen_argv(sc, run.port, cfg), capture_output=True, text=True,
@@ -371,8 +376,13 @@ def run_traffic(run: Running, sc: Scenario, cfg: argparse.Namespace) -> Dict[str
     if wall > 0:
         # How busy the server was over the whole load generator run (connect,
         # warm-up and close included): near 1.0 means the server set the pace.
-        server = run.cpu_seconds() - cpu0
+        user1, sys1 = run.cpu_times()
+        server = (user1 - user0) + (sys1 - sys0)
         res["server_cpu"] = round(server / wall, 3)
+        # Its two halves: the server's own code, and the kernel's work for
+        # it (system calls, the loopback's TCP, waking the load generator).
+        res["server_user_cpu"] = round((user1 - user0) / wall, 3)
+        res["server_sys_cpu"] = round((sys1 - sys0) / wall, 3)
         # What everything else on the machine took meanwhile, in cores: on a
         # shared machine, the reason to distrust a cell.
         others = machine_busy_seconds() - busy0 - server - (children_cpu_seconds() - kids0)
@@ -528,6 +538,11 @@ def summarize(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str,
                         entry[f"{p}_us"] = statistics.median(r["latency_us"][p] for r in ok)
                     entry["mb_per_s"] = statistics.median(r["mb_per_s"] for r in ok)
                     entry["server_cpu"] = statistics.median(r.get("server_cpu", 0) for r in ok)
+                    # Server CPU per message, user and kernel, in microseconds
+                    # (cores over the run / messages per second).
+                    for half in ("user", "sys"):
+                        entry[f"server_{half}_us_per_msg"] = statistics.median(
+                            r.get(f"server_{half}_cpu", 0) / metric(sc, r) * 1e6 for r in ok)
                     entry["loadgen_cpu"] = statistics.median(r.get("loadgen_cpu", 0) for r in ok)
                     entry["others_cpu"] = statistics.median(r.get("others_cpu", 0) for r in ok)
                     # fairness: the slowest connection's share of the fastest's
@@ -597,6 +612,10 @@ def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, 
                        (f" ({fmt_ratio(e['ratio'])})" if "ratio" in e else ""))
         lines += table("Echo latency, p50 / p99 (microseconds)", echo_srv, echo,
                        lambda sc, e: f"{fmt_num(e['p50_us'])} / {fmt_num(e['p99_us'])}")
+        lines += table("Server CPU per message, user / kernel (microseconds; the server's "
+                       "cores over the run / messages per second)", echo_srv, echo,
+                       lambda sc, e: f"{e['server_user_us_per_msg']:.2f} / "
+                       f"{e['server_sys_us_per_msg']:.2f}")
         multi = [s for s in echo if s.conns > 1]
         if multi:
             lines += table("Fairness: messages of the slowest connection / of the fastest "
