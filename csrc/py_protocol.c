@@ -383,12 +383,13 @@ static PyObject *write_result(ProtocolObject *self, int rv) {
 
 /* send_message's result when a Python exception is set. */
 #define SEND_PYTHON_ERROR 1
+/* send_message's `fd` to queue the frame without writing it. */
+#define QUEUE_ONLY INT_MIN
 
 /* One message to the socket `fd` (pyws_sockio_send) or, with fd QUEUE_ONLY,
  * only into the engine's output, for a later flush_to.  `binary` None: str
  * goes as text, bytes-like as binary; True/False force the kind (text from
  * bytes must be valid UTF-8).  The engine's result, or SEND_PYTHON_ERROR. */
-#define QUEUE_ONLY INT_MIN
 static int send_message(ProtocolObject *self, int fd, PyObject *message, PyObject *binary_arg) {
   Py_buffer view;
   const uint8_t *data;

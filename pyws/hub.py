@@ -499,10 +499,10 @@ def _idle(member: _Member) -> bool:
     """May frames go to the member's socket directly?  Only if its writer
     is idle with nothing queued (queued frames go first, and so does one the
     writer holds while it waits for the lock), nobody else is writing (or
-    stuck half-way through a frame, or frames its send() deferred) on the
-    socket, and it is open.  Checked
-    by a greenlet of the socket's own thread, so that nothing changes
-    between this check and the write, which never yields."""
+    stuck half-way through a frame) on the socket, no frames its send()
+    deferred wait in the engine, and it is open.  Checked by a greenlet of
+    the socket's own thread, so that nothing changes between this check and
+    the write, which never yields."""
     return (not member.writing and not member.queue.qsize()
             and not member.lock.locked() and not member.ws._deferred
             and member.proto.state == _OPEN)
