@@ -560,6 +560,36 @@ def summarize(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str,
     return summary
 
 
+def lead(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """pyws against the fastest Python peer of the same round, per echo
+    scenario: whether pyws is ahead of every peer is decided round by round
+    (the servers of a round ran minutes apart at most), not by comparing
+    medians that each hide their own spread."""
+    peers = {s.key for s in ECHO_SERVERS} - {"pyws", REF}
+    out: Dict[str, Any] = {}
+    for sc in scens:
+        if sc.mode != "echo":
+            continue
+        rounds: Dict[int, Dict[str, float]] = {}
+        for r in results:
+            v = metric(sc, r) if r["scenario"] == sc.key else None
+            if v:
+                rounds.setdefault(r["round"], {})[r["server"]] = v
+        ratios, best = [], []
+        for got in rounds.values():
+            rivals = {k: v for k, v in got.items() if k in peers}
+            if "pyws" in got and rivals:
+                top = max(rivals, key=rivals.__getitem__)
+                ratios.append(got["pyws"] / rivals[top])
+                best.append(top)
+        if ratios:
+            out[sc.key] = {"ratio": statistics.median(ratios), "min": min(ratios),
+                           "max": max(ratios), "ahead": sum(x > 1 for x in ratios),
+                           "rounds": len(ratios),
+                           "peer": max(set(best), key=best.count)}
+    return out
+
+
 def fmt_num(x: float) -> str:
     if x >= 1e6:
         return f"{x / 1e6:.2f}M"
@@ -575,7 +605,7 @@ def fmt_ratio(x: float) -> str:
 
 
 def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, Any],
-             echo_srv: List[Server], bcast_srv: List[Server], machine: Dict[str, Any]) -> str:
+             leads: Dict[str, Any], echo_srv: List[Server], bcast_srv: List[Server], machine: Dict[str, Any]) -> str:
     def row(cells: List[str]) -> str:
         return "| " + " | ".join(cells) + " |"
 
@@ -610,6 +640,21 @@ def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, 
                        echo_srv, echo,
                        lambda sc, e: fmt_num(e["median"]) +
                        (f" ({fmt_ratio(e['ratio'])})" if "ratio" in e else ""))
+        if leads:
+            label = {s.key: s.label for s in ECHO_SERVERS}
+            lines += [f"**pyws against the fastest Python peer of each round (pyws / that "
+                      f"peer: median and range over the rounds)**", "",
+                      row(["scenario", "pyws / fastest peer", "range", "pyws ahead",
+                           "fastest peer (most rounds)"]),
+                      row(["---", "---:", "---:", "---:", "---"])]
+            for sc in echo:
+                d = leads.get(sc.key)
+                if d:
+                    lines.append(row([sc.label, f"{d['ratio']:.2f}",
+                                      f"{d['min']:.2f}-{d['max']:.2f}",
+                                      f"{d['ahead']} of {d['rounds']} rounds",
+                                      label.get(d["peer"], d["peer"])]))
+            lines.append("")
         lines += table("Echo latency, p50 / p99 (microseconds)", echo_srv, echo,
                        lambda sc, e: f"{fmt_num(e['p50_us'])} / {fmt_num(e['p99_us'])}")
         lines += table("Server CPU per message, user / kernel (microseconds; the server's "
@@ -808,7 +853,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     machine["loadavg_end"] = os.getloadavg()
 
     summary = summarize(scens, results)
-    table = markdown(cfg, scens, summary, echo_srv, bcast_srv, machine)
+    leads = lead(scens, results)
+    table = markdown(cfg, scens, summary, leads, echo_srv, bcast_srv, machine)
     report = {
         "suite": "pyws bench", "format": 1, "started": stamp, "elapsed_s": round(elapsed, 1),
         "machine": machine,
@@ -820,6 +866,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     for s in ECHO_SERVERS + BROADCAST_SERVERS},
         "scenarios": [asdict(s) for s in scens],
         "summary": summary,
+        "lead": leads,
         "cells": results,
     }
     (cfg.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
