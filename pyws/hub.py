@@ -97,9 +97,11 @@ class _Member:
 class _Batch:
     """Broadcasts made one after the other to the same members, written when
     the broadcasting greenlet yields (see Hub._deliver).  ``direct``: the
-    members that were idle at the first, whose frames wait here; ``queued``:
-    the others, who had each frame queued at once.  ``epoch``: the hub's
-    membership epoch then (a join or leave ends the batch)."""
+    members with nothing queued at the first, whose frames wait here (the
+    rest of what a direct write needs is checked when the batch is
+    written); ``queued``: the others, who had each frame queued at once.
+    ``epoch``: the hub's membership epoch then (a join or leave ends the
+    batch)."""
 
     __slots__ = ("room", "skip", "epoch", "owner", "direct", "queued", "frames", "size")
 
@@ -324,14 +326,20 @@ class Hub:
     def _start(self, room: str, skip: Set[int], owner: int, frame: bytes,
                full: List[_Member]) -> int:
         """Queue the broadcast for the members that have frames waiting, and
-        start a batch with it for the idle ones; how many members get it."""
+        start a batch with it for the others; how many members get it."""
         direct: List[_Member] = []
         queued: List[_Member] = []
         count = 0
         for member in self._rooms.get(room, {}).values():
             if skip and id(member.ws) in skip:
                 continue
-            if owner and member.owner == owner and _idle(member):
+            # Nothing queued or in hand: its frames can wait in the batch, and
+            # whether they go to the socket directly is decided when it is
+            # written (see _write_batch); the first of them is sure to fit in
+            # the queue then, as now.  The rest of that check costs as much
+            # again for every member, so it is made once, there.
+            if (owner and member.owner == owner and not member.writing
+                    and not member.queue.qsize()):
                 direct.append(member)
             else:
                 queued.append(member)
@@ -371,9 +379,19 @@ class Hub:
         targets: List[_Member] = []
         fds: List[int] = []
         for member in batch.direct:
-            # Idle at the first broadcast, but other greenlets may have run
-            # since: whoever is no longer idle gets the frames queued.
-            fd = member.fileno() if _idle(member) else -1
+            # May frames go to the member's socket directly?  Only if its
+            # writer is idle with nothing queued (queued frames go first, and
+            # so does one the writer holds while it waits for the lock),
+            # nobody else is writing (or stuck half-way through a frame) on
+            # the socket, no frames its send() deferred wait in the engine,
+            # and it is open.  Other greenlets may have run since the first
+            # broadcast of the batch; whoever fails this gets the frames
+            # queued.  We run in the members' own thread, and neither this
+            # check nor the write yields, so nothing changes between them.
+            # (Inline, not a function: this runs for every delivery.)
+            fd = (member.fileno() if not member.writing and not member.queue.qsize()
+                  and not member.lock.locked() and not member.ws._deferred
+                  and member.proto.state == _OPEN else -1)
             if fd >= 0:
                 targets.append(member)
                 fds.append(fd)
@@ -493,19 +511,6 @@ def _disconnect_slow(ws: WebSocket) -> None:
         ws.socket.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _idle(member: _Member) -> bool:
-    """May frames go to the member's socket directly?  Only if its writer
-    is idle with nothing queued (queued frames go first, and so does one the
-    writer holds while it waits for the lock), nobody else is writing (or
-    stuck half-way through a frame) on the socket, no frames its send()
-    deferred wait in the engine, and it is open.  Checked by a greenlet of
-    the socket's own thread, so that nothing changes between this check and
-    the write, which never yields."""
-    return (not member.writing and not member.queue.qsize()
-            and not member.lock.locked() and not member.ws._deferred
-            and member.proto.state == _OPEN)
 
 
 def _direct_ok(sock: object) -> bool:

@@ -726,6 +726,33 @@ def broadcast_made_as_a_send_ends_goes_behind_the_frame_queued_before_it(scene: 
 
 
 @scenario
+def burst_to_a_member_whose_socket_is_held_arrives_whole_and_in_order(scene: Scene) -> None:
+    # Another sender holds the socket (the test takes the WebSocket's lock)
+    # while a task broadcasts a burst without yielding: under gevent the
+    # burst waits in one batch, and the held socket is found when the batch
+    # is written, so the frames are queued then.  They all arrive, in order,
+    # once the sender lets go, and each broadcast counted the member.
+    hub = Hub()
+    ws, peer = scene.member("m")
+    other, other_peer = scene.member("other")
+    hub.join(ws, "r")
+    hub.join(other, "r")
+    ws._lock.acquire()
+    try:
+        counts, _ = call_bounded(scene.env, lambda: [hub.broadcast("r", f"b{i}")
+                                                     for i in range(10)])
+        other_peer.wait_frames(10)  # the batch was written
+        assert peer.data() == []
+    finally:
+        ws._lock.release()
+    assert counts == [2] * 10
+    peer.wait_frames(10)
+    expected = [(OP_TEXT, f"b{i}".encode()) for i in range(10)]
+    assert peer.data() == expected and other_peer.data() == expected
+    assert hub.dropped(ws) == 0
+
+
+@scenario
 def member_disconnected_with_a_frame_cut_short_gets_its_end_then_the_close_frame(
         scene: Scene) -> None:
     # Under gevent a burst can fill the socket half-way through a frame and
