@@ -605,7 +605,8 @@ def fmt_ratio(x: float) -> str:
 
 
 def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, Any],
-             leads: Dict[str, Any], echo_srv: List[Server], bcast_srv: List[Server], machine: Dict[str, Any]) -> str:
+             leads: Dict[str, Any], echo_srv: List[Server], bcast_srv: List[Server],
+             machine: Dict[str, Any]) -> str:
     def row(cells: List[str]) -> str:
         return "| " + " | ".join(cells) + " |"
 
@@ -642,8 +643,8 @@ def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, 
                        (f" ({fmt_ratio(e['ratio'])})" if "ratio" in e else ""))
         if leads:
             label = {s.key: s.label for s in ECHO_SERVERS}
-            lines += [f"**pyws against the fastest Python peer of each round (pyws / that "
-                      f"peer: median and range over the rounds)**", "",
+            lines += ["**pyws against the fastest Python peer of each round (pyws / that "
+                      "peer: median and range over the rounds)**", "",
                       row(["scenario", "pyws / fastest peer", "range", "pyws ahead",
                            "fastest peer (most rounds)"]),
                       row(["---", "---:", "---:", "---:", "---"])]
