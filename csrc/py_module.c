@@ -175,12 +175,7 @@ static int import_exceptions(pyws_state *st) {
 }
 
 static int intern_names(pyws_state *st) {
-  static const char *const names[PYWS_NAME_COUNT] = {
-      "start",  "stop",    "switch",      "popleft",       "locked",
-      "acquire", "release", "_read_event", "timeout",      "callback",
-      "hub",    "fileno", "_receive_slow", "_send_slow", "_finish_direct",
-      "_refuse", "_schedule_flush", "_flush_deferred",
-  };
+  static const char *const names[PYWS_NAME_COUNT] = {"start", "stop", "switch"};
   for (int i = 0; i < PYWS_NAME_COUNT; i++) {
     if ((st->names[i] = PyUnicode_InternFromString(names[i])) == NULL) return -1;
   }
@@ -210,7 +205,6 @@ static int core_exec(PyObject *module) {
   if (pyws_py_frame_init(module) != 0) return -1;
   if (pyws_py_pmd_init(module) != 0) return -1;
   if (pyws_py_fanout_init(module) != 0) return -1;
-  if (pyws_py_websocket_init(module) != 0) return -1;
   if (PyModule_AddIntConstant(module, "TEXT", PYWS_EVENT_TEXT) != 0 ||
       PyModule_AddIntConstant(module, "BINARY", PYWS_EVENT_BINARY) != 0 ||
       PyModule_AddIntConstant(module, "PING", PYWS_EVENT_PING) != 0 ||

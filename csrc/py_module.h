@@ -12,28 +12,14 @@
 #include "pyws_http.h"
 #include "pyws_pmd.h"
 
-/* Names of the attributes and methods the binding uses on Python objects
- * (gevent's socket, watcher and hub, the greenlet, pyws.WebSocket), interned
- * once per module in this order (see py_module.c). */
+/* Names of the methods the binding calls on Python objects (gevent's
+ * watcher and hub, the greenlet: see py_gevent_read.c), interned once per
+ * module in this order (see py_module.c).  None belongs to pyws's own Python
+ * layer: the binding offers primitives and never calls back into it. */
 enum pyws_name {
   PYWS_NAME_START,
   PYWS_NAME_STOP,
   PYWS_NAME_SWITCH,
-  PYWS_NAME_POPLEFT,
-  PYWS_NAME_LOCKED,
-  PYWS_NAME_ACQUIRE,
-  PYWS_NAME_RELEASE,
-  PYWS_NAME_READ_EVENT,
-  PYWS_NAME_TIMEOUT,
-  PYWS_NAME_CALLBACK,
-  PYWS_NAME_HUB,
-  PYWS_NAME_FILENO,
-  PYWS_NAME_RECEIVE_SLOW,
-  PYWS_NAME_SEND_SLOW,
-  PYWS_NAME_FINISH_DIRECT,
-  PYWS_NAME_REFUSE,
-  PYWS_NAME_SCHEDULE_FLUSH,
-  PYWS_NAME_FLUSH_DEFERRED,
   PYWS_NAME_COUNT
 };
 
@@ -44,7 +30,7 @@ typedef struct pyws_state {
   PyObject *HandshakeError;
   PyObject *ConnectionClosed;
   PyObject *names[PYWS_NAME_COUNT];
-  /* greenlet.getcurrent, for WebSocketBase's waits under gevent; NULL
+  /* greenlet.getcurrent, for read_message's waits under gevent; NULL
    * when greenlet is not installed. */
   PyObject *getcurrent;
 } pyws_state;
@@ -89,15 +75,11 @@ enum { PYWS_RECV_WAIT = 0, PYWS_RECV_EVENTS = 1, PYWS_RECV_EOF = 2 };
  * 0 or -1 with an exception. */
 int pyws_py_fd_arg(PyObject *arg, int *fd);
 
-/* Protocol.receive_from and Protocol.send_to, for WebSocketBase (`proto`
- * must be a Protocol; send_to's args as the method takes them). */
+/* Protocol.receive_from's body (`proto` must be a Protocol): with `deferred`,
+ * output waiting to be written does not hold back a complete message. */
 PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable, int deferred);
-/* Is the engine's next event a complete message (returned without a read)? */
-int pyws_py_message_ready(PyObject *proto);
-PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args);
-/* send_to's message into the engine's output only, not written: the bytes
- * now queued there, or NULL with an exception. */
-PyObject *pyws_py_queue_message(PyObject *proto, PyObject *message, PyObject *binary);
+/* Protocol.read_message (py_gevent_read.c). */
+PyObject *pyws_py_read_message(PyObject *proto, PyObject *const *args, Py_ssize_t nargs);
 
 /* The exception being raised, set aside while a clean-up call runs. */
 #if PY_VERSION_HEX >= 0x030C0000
@@ -126,6 +108,5 @@ int pyws_py_handshake_init(PyObject *module);
 int pyws_py_frame_init(PyObject *module);
 int pyws_py_pmd_init(PyObject *module);
 int pyws_py_fanout_init(PyObject *module);
-int pyws_py_websocket_init(PyObject *module);
 
 #endif

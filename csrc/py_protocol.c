@@ -460,19 +460,27 @@ PyObject *pyws_py_receive_step(PyObject *proto, int fd, int readable, int deferr
   return receive_step((ProtocolObject *)proto, fd, readable, deferred);
 }
 
-int pyws_py_message_ready(PyObject *proto) {
-  const pyws_event *head = pyws_conn_peek_event(((ProtocolObject *)proto)->conn);
-  return head != NULL && (head->type == PYWS_EVENT_TEXT || head->type == PYWS_EVENT_BINARY);
-}
-
-PyObject *pyws_py_send_to(PyObject *proto, PyObject *const *args) {
-  return Protocol_send_to((ProtocolObject *)proto, args, 3);
-}
-
-PyObject *pyws_py_queue_message(PyObject *proto, PyObject *message, PyObject *binary) {
-  ProtocolObject *self = (ProtocolObject *)proto;
-  int rv = send_message(self, QUEUE_ONLY, message, binary);
+/* queue_message(message, binary): send_to's message into the engine's output
+ * only, not written (the session defers replies to a burst this way); the
+ * bytes now queued there. */
+static PyObject *Protocol_queue_message(ProtocolObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs) {
+  int rv;
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "queue_message(message, binary)");
+    return NULL;
+  }
+  rv = send_message(self, QUEUE_ONLY, args[0], args[1]);
   return rv == SEND_PYTHON_ERROR ? NULL : write_result(self, rv);
+}
+
+/* message_ready: is the engine's next event a complete message, which
+ * receive_from would return without reading? */
+static PyObject *Protocol_get_message_ready(ProtocolObject *self, void *closure) {
+  const pyws_event *head = pyws_conn_peek_event(self->conn);
+  (void)closure;
+  return PyBool_FromLong(head != NULL &&
+                         (head->type == PYWS_EVENT_TEXT || head->type == PYWS_EVENT_BINARY));
 }
 
 /* flush_to(fd): write queued output; the bytes left, or -errno. */
@@ -554,6 +562,13 @@ static PyMethodDef Protocol_methods[] = {
      "bytes left to flush, or -errno."},
     {"flush_to", (PyCFunction)Protocol_flush_to, METH_O,
      "flush_to(fd): write queued output; the bytes left, or -errno."},
+    {"queue_message", (PyCFunction)(void (*)(void))Protocol_queue_message, METH_FASTCALL,
+     "queue_message(message, binary): a message into the output, not written; "
+     "the bytes now queued."},
+    {"read_message", (PyCFunction)(void (*)(void))pyws_py_read_message, METH_FASTCALL,
+     "read_message(fd, watcher, hub, deferred): receive_from on a plain gevent socket, "
+     "waiting on its read watcher at the hub instead of returning 0 (see "
+     "csrc/py_gevent_read.c)."},
     {"send_text", (PyCFunction)Protocol_send_text, METH_O, "Queue a text message."},
     {"send_binary", (PyCFunction)Protocol_send_binary, METH_O, "Queue a binary message."},
     {"send_ping", (PyCFunction)Protocol_send_ping, METH_VARARGS, "Queue a ping."},
@@ -576,6 +591,8 @@ static PyGetSetDef Protocol_getset[] = {
     {"close_code", (getter)Protocol_get_close_code, NULL,
      "The close code, or None while open.", NULL},
     {"close_reason", (getter)Protocol_get_close_reason, NULL, "The close reason.", NULL},
+    {"message_ready", (getter)Protocol_get_message_ready, NULL,
+     "The next event is a complete message.", NULL},
     {"output_size", (getter)Protocol_get_output_size, NULL,
      "Bytes waiting to be written.", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -7,7 +7,7 @@ from typing import (TYPE_CHECKING, List, Mapping, NamedTuple, Optional, Sequence
 from urllib.parse import urlsplit
 
 from . import _core
-from ._backend import client_modules
+from .transport import client_modules
 from ._upgrade import new_protocol
 from .compression import Compression, resolve
 from .exceptions import HandshakeError

@@ -29,9 +29,8 @@ import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple, Union
 
 from . import _core
-from ._backend import new_event, new_queue, spawn
 from .exceptions import ConnectionClosed
-from .websocket import DEFAULT_CLOSE_TIMEOUT, WebSocket
+from .websocket import DEFAULT_CLOSE_TIMEOUT, FrameWriter, WebSocket
 
 _OPEN = _core.OPEN
 
@@ -67,31 +66,23 @@ class Bus(Protocol):
 
 
 class _Member:
-    """One WebSocket's place in the hub: its queue, writer and rooms.
+    """One WebSocket's place in the hub: its queue, writer task and rooms.
 
-    ``owner``: the thread whose greenlets may write to the socket directly
-    (see ``_direct_ok``), 0 if none may; ``writing``: the writer holds a
-    frame it took from the queue; ``sock``, ``lock`` and ``proto`` are the
-    WebSocket's, at hand for the fan-out's checks; ``fileno()`` gives the
-    socket's descriptor, -1 once it is closed."""
+    ``writer`` is the connection's FrameWriter, the only way the hub touches
+    its socket; ``owner``: the thread whose greenlets may write to the
+    socket directly (see ``FrameWriter.direct``), 0 if none may;
+    ``writing``: the writer task holds a frame it took from the queue."""
 
-    __slots__ = ("ws", "queue", "rooms", "dropped", "owner", "writing", "sock", "lock",
-                 "proto", "fileno")
+    __slots__ = ("ws", "writer", "queue", "rooms", "dropped", "owner", "writing")
 
-    def __init__(self, ws: WebSocket, queue: Any, owner: int) -> None:
+    def __init__(self, ws: WebSocket, writer: FrameWriter, queue: Any, owner: int) -> None:
         self.ws = ws
+        self.writer = writer
         self.queue = queue
         self.rooms: Set[str] = set()
         self.dropped = 0
         self.owner = owner
         self.writing = False
-        self.sock = ws.socket
-        self.lock = ws._lock
-        self.proto = ws._proto
-        # gevent's fileno() is Python code; that of the socket it wraps is
-        # not, and reads -1 as well once the socket is closed.
-        self.fileno: Callable[[], int] = (getattr(self.sock, "_sock", self.sock).fileno
-                                          if owner else self.sock.fileno)
 
 
 class _Batch:
@@ -183,11 +174,13 @@ class Hub:
         if not ws.is_server:
             raise ValueError("only server-side WebSockets can be hub members: "
                              "a broadcast frame is encoded once, unmasked")
+        writer = ws.frame_writer()
+        transport = writer.transport
         # One extra slot so that the stop marker always fits.
-        member = _Member(ws, new_queue(ws.socket, self.queue_size + 1),
-                         threading.get_native_id() if _direct_ok(ws.socket) else 0)
+        member = _Member(ws, writer, transport.new_queue(self.queue_size + 1),
+                         threading.get_native_id() if writer.direct else 0)
         self._members[id(ws)] = member
-        spawn(ws.socket, self._writer, member, name="pyws-hub-writer")
+        transport.spawn(self._writer, member, name="pyws-hub-writer")
         ws.add_close_callback(self._remove)
         return member
 
@@ -348,7 +341,7 @@ class Hub:
             batch = _Batch(room, skip, self._epoch, owner, direct, queued, frame)
             if self._batch is None:
                 self._batch = batch
-                spawn(direct[0].sock, self._flush_later, name="pyws-hub-flush")
+                direct[0].writer.transport.spawn(self._flush_later, name="pyws-hub-flush")
             else:  # another thread's batch is pending: this one goes out now
                 self._write_batch(batch, full)
         return count + len(direct)
@@ -380,18 +373,15 @@ class Hub:
         fds: List[int] = []
         for member in batch.direct:
             # May frames go to the member's socket directly?  Only if its
-            # writer is idle with nothing queued (queued frames go first, and
-            # so does one the writer holds while it waits for the lock),
-            # nobody else is writing (or stuck half-way through a frame) on
-            # the socket, no frames its send() deferred wait in the engine,
-            # and it is open.  Other greenlets may have run since the first
-            # broadcast of the batch; whoever fails this gets the frames
-            # queued.  We run in the members' own thread, and neither this
-            # check nor the write yields, so nothing changes between them.
-            # (Inline, not a function: this runs for every delivery.)
-            fd = (member.fileno() if not member.writing and not member.queue.qsize()
-                  and not member.lock.locked() and not member.ws._deferred
-                  and member.proto.state == _OPEN else -1)
+            # writer task is idle with nothing queued (queued frames go first,
+            # and so does one the task holds while it waits for the lock) and
+            # the connection's own checks pass (FrameWriter.direct_fd).  Other
+            # greenlets may have run since the first broadcast of the batch;
+            # whoever fails this gets the frames queued.  We run in the
+            # members' own thread, and neither this check nor the write
+            # yields, so nothing changes between them.
+            fd = (member.writer.direct_fd()
+                  if not member.writing and not member.queue.qsize() else -1)
             if fd >= 0:
                 targets.append(member)
                 fds.append(fd)
@@ -410,9 +400,9 @@ class Hub:
                 written -= len(frame)
             elif written:
                 # The end of a frame already started must go out before
-                # anything else: the socket's lock (free: the member was idle)
-                # is taken now for the writer, which releases it.
-                member.lock.acquire()
+                # anything else: the connection's send lock (free: the member
+                # was idle) is taken now for the writer task, which releases it.
+                member.writer.reserve()
                 _put_nowait(member.queue, _Rest(memoryview(frame)[written:]))
                 written = 0
             else:
@@ -447,11 +437,11 @@ class Hub:
             self._remove(ws)  # out of every room; queues the writer's stop marker
         logger.info("WebSocket %s: send queue full (%d frames), disconnecting",
                     ws.path, self.queue_size)
-        spawn(ws.socket, _disconnect_slow, ws, name="pyws-hub-close")
+        member.writer.transport.spawn(_disconnect_slow, ws, name="pyws-hub-close")
 
     def _writer(self, member: _Member) -> None:
         """Drain one member's queue into its socket, frame by frame."""
-        ws, queue = member.ws, member.queue
+        ws, writer, queue = member.ws, member.writer, member.queue
         while True:
             frame = queue.get()
             if frame is None:
@@ -459,9 +449,9 @@ class Hub:
             member.writing = True
             try:
                 if type(frame) is _Rest:
-                    ws._finish_frame(frame.data)
+                    writer.write_rest(frame.data)
                 else:
-                    ws.send_encoded(frame)
+                    writer.write(frame)
             except (ConnectionClosed, OSError):
                 self._remove(ws)
                 return
@@ -499,9 +489,10 @@ def _disconnect_slow(ws: WebSocket) -> None:
     blocked in a send while holding the WebSocket's lock, so ``close()``
     alone would wait forever for its turn to write the close frame; the
     shutdown fails that blocked send, and the connection is torn down."""
-    gone = new_event(ws.socket)
+    transport = ws.transport
+    gone = transport.new_event()
     ws.add_close_callback(lambda _ws: gone.set())
-    spawn(ws.socket, _close_quietly, ws, name="pyws-hub-close")
+    transport.spawn(_close_quietly, ws, name="pyws-hub-close")
     timeout = ws.close_timeout if ws.close_timeout is not None else DEFAULT_CLOSE_TIMEOUT
     if gone.wait(timeout):
         return
@@ -511,17 +502,6 @@ def _disconnect_slow(ws: WebSocket) -> None:
         ws.socket.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _direct_ok(sock: object) -> bool:
-    """May the fan-out write to ``sock`` directly?  Only a plain gevent
-    socket (TLS has its own framing; with threads, another thread could
-    close the descriptor between the checks and the write)."""
-    if "gevent" not in sys.modules:
-        return False
-    import gevent.socket  # type: ignore[import-untyped, unused-ignore]
-
-    return type(sock) is gevent.socket.socket
 
 
 def _discard_all(queue: Any) -> None:

@@ -1,29 +1,32 @@
-"""The WebSocket object: socket I/O around a ``_core.Protocol`` engine.
+"""The WebSocket session: receive, send, close and keepalive, written once.
 
 All framing, masking, UTF-8 checks and the close handshake happen in the C
-engine; this module only moves bytes between it and the socket, and keeps the
-API of gevent-websocket's ``WebSocket`` so that porting code is a rename.
+engine (``_core.Protocol``); moving bytes between it and the socket, and
+waiting while the socket would block, is the job of one transport, chosen
+once from what the socket is (pyws/transport.py: gevent, threads, or the
+socket's own methods for TLS and wrappers).  This module holds every rule of
+the session (one reader at a time, frames never interleaved, replies to a
+burst sent together, the close handshake, keepalive) for all of them, and
+keeps the API of gevent-websocket's ``WebSocket`` so that porting code is a
+rename.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import select
 import socket
 import time
 from collections import deque
 from types import TracebackType
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Optional,
-                    Tuple, Type, Union, cast)
+                    Type, Union)
 
 from . import _core
-from ._backend import getcurrent as _getcurrent
-from ._backend import Event, Lock, new_event, new_lock, recv_function, spawn
 from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
+from .transport import EOF, EVENTS, Transport, transport_for
 
-__all__ = ["WebSocket", "Message", "DEFAULT_CLOSE_TIMEOUT", "DEFAULT_PING_TIMEOUT",
-           "check_non_negative", "drain_buffered"]
+__all__ = ["WebSocket", "FrameWriter", "Message", "DEFAULT_CLOSE_TIMEOUT",
+           "DEFAULT_PING_TIMEOUT", "check_non_negative", "drain_buffered", "close_quietly"]
 
 logger = logging.getLogger("pyws.websocket")
 
@@ -35,7 +38,6 @@ DEFAULT_PING_TIMEOUT = 20.0
 #: What ``receive()`` returns: ``str`` for text, ``bytes`` for binary messages.
 Message = Union[str, bytes]
 
-_READ_SIZE = 65536
 _TEXT = _core.TEXT
 _BINARY = _core.BINARY
 _FAIL = _core.FAIL
@@ -48,17 +50,8 @@ _POLL_READS = 16
 # connection, before closing it (see WebSocket._linger).
 _LINGER_TIME = 2.0
 _LINGER_BYTES = 16 << 20
-
-#: Whether plain sockets are read and written by the C engine itself, on
-#: their file descriptor (``Protocol.receive_from`` / ``send_to``): no bytes
-#: objects in between, one call per message.  TLS and other socket types
-#: always go through their Python methods.  False (or PYWS_PLAIN_IO=1 in the
-#: environment) sends every socket that way; it is read once per WebSocket,
-#: when it is created.  The two paths behave alike (tests compare them).
-DIRECT_IO = os.environ.get("PYWS_PLAIN_IO", "") in ("", "0")
-# What receive_from answers when it has no message (see _core.pyi).
-_RECV_WAIT = 0
-_RECV_EVENTS = 1
+# Replies deferred during a burst are written once they reach this size.
+_DEFER_LIMIT = 64 << 10
 
 
 def check_non_negative(**options: Optional[float]) -> None:
@@ -85,20 +78,19 @@ def drain_buffered(rfile: Any, sock: socket.socket) -> bytes:
     finally:
         sock.settimeout(timeout)
 
-class WebSocket(_core.WebSocketBase):
+class WebSocket:
     """One open WebSocket connection, client or server side.
 
-    ``sock`` is the connected socket (stdlib or gevent), ``protocol`` the
-    engine, already past the opening handshake.  Incoming bytes are read with
-    ``rfile.read1`` when ``rfile`` is given (a buffered reader over ``sock``
-    that may already hold bytes), else with ``sock.recv``; ``pending`` holds
-    bytes already read from the stream, fed to the engine before anything else.
-    With ``close_socket=False``, the socket is shut down but not closed when
-    the connection ends (its owner, an HTTP server, closes it).
+    ``sock`` is the connected socket (stdlib or gevent, plain or TLS),
+    ``protocol`` the engine, already past the opening handshake.  ``rfile``:
+    a buffered reader over ``sock`` that may already hold bytes of the stream
+    (they are taken out, and the reader closed); ``pending``: bytes already
+    read from the stream, fed to the engine first.  With
+    ``close_socket=False``, the socket is shut down but not closed when the
+    connection ends (its owner, an HTTP server, closes it).
 
-    Safe to share between threads or greenlets: one lock serialises every
-    engine call together with the write of its output, and one reader at a
-    time reads the socket.
+    Safe to share between threads or greenlets: one lock serialises the
+    writes (frames never interleave), and one reader at a time reads.
 
     Timers (all optional, in seconds): ``close_timeout`` bounds the wait for
     the peer's close frame in ``close()``.  With ``ping_interval``, a ping is
@@ -109,16 +101,10 @@ class WebSocket(_core.WebSocketBase):
     socket when the application is not in ``receive()``.
     """
 
-    # receive() and send() are the base's, in C: their common case (a
-    # message already queued; on a plain gevent socket, one engine call that
-    # reads or writes) is the whole per-message work of most applications.
-    # Everything else comes back here, to _receive_slow and _send_slow.  The
-    # base holds the fields those methods read: _proto, _sock, _lock,
-    # _read_lock, _messages, _rawsock, _wakeup, _last_rx, _direct, _fast,
-    # _dead and _used.
     __slots__ = (
-        "_read", "_pending", "_failure", "_ping_sent",
-        "_ping_payload", "_close_callbacks", "_close_socket",
+        "_sock", "_proto", "_transport", "_lock", "_read_lock", "_messages", "_failure",
+        "_dead", "_used", "_deferred", "_defers", "_wakeup", "_last_rx", "_ping_sent",
+        "_ping_payload", "_close_callbacks", "_close_socket", "_writer",
         "environ", "path", "origin", "protocol", "version", "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
         "__weakref__",  # so that applications can keep WeakSets of sockets
@@ -142,23 +128,6 @@ class WebSocket(_core.WebSocketBase):
         self._sock = sock
         self._proto = protocol
         _disable_nagle(sock)
-        # False when the socket belongs to an HTTP server that closes it
-        # itself (the upgrade on Werkzeug's or gunicorn's socket): it is then
-        # only shut down, so the server never writes to a descriptor number
-        # that was closed under it.
-        self._close_socket = close_socket
-        self._lock: Lock = new_lock(sock)
-        self._read_lock: Lock = new_lock(sock)
-        # How the Python path reads (recv_function), made on first use: the
-        # direct path never needs it.
-        self._read: Optional[Callable[[int], bytes]] = None
-        # The direct path: how to wait until the socket is ready, and the
-        # object whose fileno() gives the descriptor (gevent's inner socket;
-        # -1 once closed, so a closed socket fails the system call instead of
-        # reaching a reused number).
-        self._direct = _direct_kind(sock) if DIRECT_IO else _NO_DIRECT
-        self._rawsock = cast(Any, sock)._sock if self._direct == _GEVENT else sock
-        # receive() takes its gevent fast path while this holds.
         if rfile is not None:
             pending = bytes(pending) + drain_buffered(rfile, sock)
             # Its buffer (8 KiB) is of no use from now on; closing the reader
@@ -167,16 +136,27 @@ class WebSocket(_core.WebSocketBase):
                 rfile.close()
             except OSError:
                 pass
-        self._pending = bytes(pending)
-        self._fast = self._direct == _GEVENT and not self._pending
-        # Messages received, not yet returned; None when there are none (an
-        # empty deque is 760 bytes, kept by every idle connection otherwise).
+        transport = self._transport = transport_for(sock)
+        # False when the socket belongs to an HTTP server that closes it
+        # itself (the upgrade on Werkzeug's or gunicorn's socket): it is then
+        # only shut down, so the server never writes to a descriptor number
+        # that was closed under it.
+        self._close_socket = close_socket
+        self._lock: Any = transport.new_lock()
+        self._read_lock: Any = transport.new_lock()
+        # Messages received and not yet returned; None when there are none
+        # (an empty deque is 760 bytes, kept by every idle connection).
         self._messages: Optional[Deque[Message]] = None
         self._failure: Optional[ProtocolError] = None
         # True once the socket was shut down; the engine is CLOSED by then.
         self._dead = False
-        # Whether the application touched the connection (see the handler).
+        # Whether the application sent or received (see the WSGI runner).
         self._used = False
+        # Replies to a burst of received messages gather in the engine and
+        # leave in one write (see send); True while some wait there.
+        self._defers = transport.cooperative and transport.direct
+        self._deferred = False
+        self._writer: Optional[FrameWriter] = None
         #: The WSGI environ of the upgrade request (server side), else None.
         self.environ = environ
         #: The request path (PATH_INFO on a server, the resource on a client).
@@ -197,11 +177,13 @@ class WebSocket(_core.WebSocketBase):
         self.idle_timeout = idle_timeout
         self._last_rx = self._ping_sent = time.monotonic()
         self._ping_payload: Optional[bytes] = None
-        self._wakeup: Optional[Event] = None
+        self._wakeup: Optional[Any] = None
         self._close_callbacks: List[Callable[[WebSocket], None]] = []
-        if ping_interval is not None or idle_timeout is not None:
-            self._wakeup = new_event(sock)
-            spawn(sock, self._run_timers, name="pyws-keepalive")
+        if pending:
+            self._process(bytes(pending))
+        if (ping_interval is not None or idle_timeout is not None) and not self._dead:
+            self._wakeup = transport.new_event()
+            transport.spawn(self._run_timers, name="pyws-keepalive")
 
     # -- state ---------------------------------------------------------------
 
@@ -228,6 +210,11 @@ class WebSocket(_core.WebSocketBase):
         return self._sock
 
     @property
+    def transport(self) -> Transport:
+        """How this connection's bytes move (see pyws.transport)."""
+        return self._transport
+
+    @property
     def close_code(self) -> Optional[int]:
         """The peer's close code (1005: none given; 1006: connection lost) or
         the code we failed the connection with; None while open."""
@@ -244,8 +231,23 @@ class WebSocket(_core.WebSocketBase):
 
     # -- receiving -----------------------------------------------------------
 
-    def _receive_slow(self) -> Optional[Message]:
+    def receive(self) -> Optional[Message]:
+        """Return the next message: str (text) or bytes (binary).
+
+        Returns None once the connection is closed, and on every call after.
+        Pings are answered and the closing handshake completed on the way.
+        Raises ProtocolError (FrameTooLargeException for an oversized
+        message) once if the peer broke the protocol; the connection is then
+        failed."""
+        messages = self._messages
+        if messages:
+            return messages.popleft()
         self._used = True
+        proto = self._proto
+        if self._deferred and not proto.message_ready:
+            # The burst is over: what send() deferred during it goes out
+            # before this receive() reads or waits.
+            self._flush_deferred(True)
         # acquire/release rather than `with`: a `with` keeps a bound
         # __exit__ alive for as long as the wait, on every idle connection.
         lock = self._read_lock
@@ -262,64 +264,23 @@ class WebSocket(_core.WebSocketBase):
                 if self._dead:
                     return None
                 # Nothing queued: no queue while waiting (_process makes one).
-                self._messages = messages = None
-                if self._direct and not self._pending:
-                    message = self._receive_direct()
-                    if message is not None:
-                        return message
-                    continue
-                data = self._next_chunk()
-                if data:
-                    self._feed(data)
-                else:
-                    self._eof()
-        finally:
-            lock.release()
-
-    def _receive_direct(self) -> Optional[Message]:
-        """The engine reads the socket itself until a message is complete;
-        None when something else happened (events handled, EOF, waiting
-        failed), for the caller to look again."""
-        receive_from = self._proto.receive_from
-        rawsock = self._rawsock
-        timers = self._wakeup is not None
-        gevent_direct = self._direct == _GEVENT
-        readable = False
-        while True:
-            result = receive_from(rawsock.fileno(), readable)
-            if result.__class__ is not int:
-                if timers:
-                    self._last_rx = time.monotonic()
-                return result  # type: ignore[return-value]
-            if result == _RECV_WAIT:
+                self._messages = None
                 try:
-                    sock: Any = self._sock
-                    event = sock._read_event if gevent_direct else None
-                    if (event is not None and sock.timeout is None
-                            and event.callback is None):
-                        # _wait_ready's gevent wait, inlined: this is the
-                        # wait of nearly every message.
-                        event.start(_getcurrent().switch)
-                        try:
-                            sock.hub.switch()
-                        finally:
-                            event.stop()
-                    else:
-                        self._wait_ready(False)
+                    got = self._transport.fill(proto, None, self._deferred)
                 except OSError:  # timed out, or closed by another task
                     self._eof()
-                    return None
-                if self._dead:
-                    return None
-                readable = True
-                continue
-            if result == _RECV_EVENTS:
-                if timers:
+                    continue
+                if got.__class__ is int:
+                    if got == EVENTS:
+                        self._process()
+                    else:
+                        self._eof()
+                    continue
+                if self._wakeup is not None:
                     self._last_rx = time.monotonic()
-                self._process()
-            else:
-                self._eof()
-            return None
+                return got  # type: ignore[return-value]
+        finally:
+            lock.release()
 
     def __iter__(self) -> Iterator[Message]:
         """Yield messages until the connection closes."""
@@ -329,43 +290,17 @@ class WebSocket(_core.WebSocketBase):
                 return
             yield message
 
-    def _next_chunk(self) -> bytes:
-        """The next bytes of the stream; b'' at EOF or on a socket error."""
-        pending = self._pending
-        if pending:
-            self._pending = b""
-            self._fast = self._direct == _GEVENT
-            return pending
-        try:
-            read = self._read
-            if read is None:
-                read = self._read = recv_function(self._sock)
-            return read(_READ_SIZE)
-        except (OSError, ValueError):  # ValueError: the rfile was closed
-            return b""
-
-    def _feed(self, data: bytes) -> None:
-        """Run ``data`` through the engine, write what it answers, queue events."""
-        self._last_rx = time.monotonic()
-        self._process(data)
-
     def _process(self, data: Optional[bytes] = None) -> None:
         """Feed ``data`` (if any) to the engine, write what it answers, queue
         its events, tear down once it is closed."""
         proto = self._proto
-        error: Optional[OSError] = None
         with self._lock:
             if data is not None:
                 proto.receive_data(data)
-            out = proto.data_to_send()
-            if out:
-                try:
-                    _send_all(self._sock, out)
-                except OSError as exc:
-                    error = exc
-                    if proto.state != _CLOSED:
-                        proto.receive_eof()
+            error = self._flush_locked(self._transport.flush(proto))
             events = proto.events_received()
+        if self._wakeup is not None:
+            self._last_rx = time.monotonic()
         messages = self._messages
         for kind, value in events:
             if kind == _TEXT or kind == _BINARY:
@@ -376,7 +311,7 @@ class WebSocket(_core.WebSocketBase):
                 if value == self._ping_payload:
                     self._ping_payload = None
             elif kind == _FAIL:
-                code, reason = cast(Tuple[int, str], value)
+                code, reason = value  # type: ignore[misc]
                 cls = FrameTooLargeException if code == 1009 else ProtocolError
                 self._failure = cls(reason or f"protocol error, connection "
                                               f"failed with code {code}", code)
@@ -399,21 +334,15 @@ class WebSocket(_core.WebSocketBase):
         self._dead = True
         if self._wakeup is not None:
             self._wakeup.set()
-        sock = self._sock
+        transport = self._transport
         if linger:
             self._linger()
         # shutdown() wakes any reader blocked on this socket (another thread
         # or greenlet) and sends FIN even while a buffered rfile keeps the
         # descriptor open.
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        transport.shutdown()
         if self._close_socket:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            transport.close()
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
@@ -427,20 +356,16 @@ class WebSocket(_core.WebSocketBase):
         frame and read what still comes, for a bounded time.  Closing with
         unread data would reset the connection, and the reset can destroy
         the close frame before the peer reads it, hiding the close code."""
-        sock = self._sock
+        transport = self._transport
         try:
-            sock.shutdown(socket.SHUT_WR)
+            self._sock.shutdown(socket.SHUT_WR)
         except OSError:
             return
         deadline = time.monotonic() + min(self.close_timeout or _LINGER_TIME, _LINGER_TIME)
         drained = 0
-        while drained < _LINGER_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
+        while drained < _LINGER_BYTES and time.monotonic() < deadline:
             try:
-                sock.settimeout(remaining)
-                data = sock.recv(_READ_SIZE)
+                data = transport.recv_raw(deadline)
             except OSError:
                 return
             if not data:
@@ -459,82 +384,51 @@ class WebSocket(_core.WebSocketBase):
 
     # -- sending -------------------------------------------------------------
 
-    def _send_slow(self, message: Union[str, bytes, bytearray, memoryview],
-                   binary: Optional[bool]) -> None:
-        """send() past the base's checks, when its gevent fast path does not
-        apply: a socket of another kind, or another sender holds the lock."""
-        direct = self._direct
-        if direct:
-            self._send_direct(message, binary)
-            return
+    def send(self, message: Union[str, bytes, bytearray, memoryview],
+             binary: Optional[bool] = None) -> None:
+        """Send one message.
+
+        str goes as text and bytes-like as binary, unless ``binary`` says
+        otherwise (text from bytes must be valid UTF-8: ValueError otherwise;
+        binary from str is its UTF-8 encoding).  Raises ConnectionClosed when
+        the connection is closed (so echoing receive()'s None ends a loop that
+        way), TypeError for None on an open connection or a message that is
+        not bytes-like."""
+        if self._dead or message is None:
+            self._refuse(message)
+        self._used = True
         proto = self._proto
-        if isinstance(message, str):
-            if binary:
-                self._write(proto.send_binary, message.encode("utf-8"))
-            else:
-                self._write(proto.send_text, message)
-        elif binary is None or binary:
-            self._write(proto.send_binary, message)
-        else:
-            self._write(proto.send_text, message)
-
-    def _wait_ready(self, write: bool) -> None:
-        """Wait until the socket is readable (or writable); OSError on its
-        timeout or if it was closed meanwhile."""
-        sock: Any = self._sock
-        if self._direct == _GEVENT:
-            # The socket's own watchers: a close from another greenlet
-            # throws gevent's cancel_wait_ex (an OSError) into the waiter,
-            # as in sock.recv().
-            event = sock._write_event if write else sock._read_event
-            if event is None:
-                raise OSError(errno.EBADF, "socket closed")
-            if sock.timeout is not None or event.callback is not None:
-                # gevent's own wait: its timeout, or its error for a watcher
-                # another greenlet already waits on.
-                try:
-                    sock._wait(event)
-                except AssertionError as exc:  # gevent's ConcurrentObjectUseError
-                    raise OSError(errno.EBUSY, str(exc)) from exc
+        transport = self._transport
+        lock = self._lock
+        if transport.cooperative and not lock.locked():
+            # Greenlets do not preempt one another and this write does not
+            # wait, so nothing can come between the check and the write; the
+            # lock is taken only if the socket does not take the whole frame.
+            if self._defers and proto.message_ready:
+                self._defer(message, binary)
                 return
-            # Waiting right at the hub, with the greenlet's own switch as the
-            # callback: an idle connection's greenlet then keeps about 1 KiB
-            # less of saved C stack than through gevent's wait layers.
-            event.start(_getcurrent().switch)
-            try:
-                sock.hub.switch()
-            finally:
-                event.stop()
+            left = transport.send_message(proto, message, binary)
+            if left:
+                self._finish_write(left)
             return
-        timeout = sock.gettimeout()
-        poller = select.poll()
-        try:
-            poller.register(sock.fileno(), select.POLLOUT if write else select.POLLIN)
-        except ValueError as exc:  # closed: fileno() is -1
-            raise OSError(errno.EBADF, "socket closed") from exc
-        if not poller.poll(None if timeout is None else timeout * 1000.0):
-            raise socket.timeout("timed out")
+        with lock:
+            error = self._flush_locked(transport.send_message(proto, message, binary))
+        if error is not None:
+            self._fail_write(error)
 
-    def _send_direct(self, message: Union[str, bytes, bytearray, memoryview],
-                     binary: Optional[bool]) -> None:
-        """send() on a plain socket: the engine writes the frame itself, from
-        the message's buffer, and what the socket did not take once it is
-        writable; under the send lock, like _write."""
-        with self._lock:
-            left = self._proto.send_to(self._rawsock.fileno(), message, binary)
-            if left == 0:
-                return
-            error = self._flush_direct(left)
-            if error is None:
-                return
-        self._teardown()
-        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
-
-    def _schedule_flush(self) -> None:
-        """The base deferred a frame (a burst of messages is being answered,
-        see defer_send in csrc/py_websocket.c): make sure it goes out at the
-        hub's next turn even if the application stops calling receive()."""
-        self._sock.hub.loop.run_callback(self._flush_deferred, False)
+    def _defer(self, message: Union[str, bytes, bytearray, memoryview],
+               binary: Optional[bool]) -> None:
+        """send() while the next received message is already complete: the
+        application is answering a burst (pipelined requests), so its
+        replies gather in the engine and leave in one write when the burst
+        ends (the receive() that finds no message ready, or the hub's next
+        turn), not in one system call and one TCP segment each."""
+        queued = self._proto.queue_message(message, binary)
+        if not self._deferred:
+            self._deferred = True
+            self._transport.call_soon(self._flush_deferred, False)
+        if queued >= _DEFER_LIMIT:
+            self._flush_deferred(True)
 
     def _flush_deferred(self, wait: bool) -> None:
         """Write the frames send() deferred.  From receive() (``wait``), the
@@ -545,44 +439,44 @@ class WebSocket(_core.WebSocketBase):
         self._deferred = False
         if self._lock.locked():
             return  # its holder writes the engine's output, these frames first
-        left = self._proto.flush_to(self._rawsock.fileno())
+        left = self._transport.flush(self._proto)
         if left == 0:
             return
         if wait:
             self._finish_quietly(left)
         else:
-            spawn(self._sock, self._finish_quietly, left, name="pyws-flush")
+            self._transport.spawn(self._finish_quietly, left, name="pyws-flush")
 
     def _finish_quietly(self, left: int) -> None:
-        """_finish_direct for deferred frames: a socket error ends the
+        """_finish_write for deferred frames: a socket error ends the
         connection, which the application meets at its next call."""
         try:
-            self._finish_direct(left)
+            self._finish_write(left)
         except ConnectionClosed:
             pass
 
-    def _finish_direct(self, left: int) -> None:
-        """The rest of a frame send_to began without the lock (see send)."""
+    def _finish_write(self, left: int) -> None:
+        """The rest of a frame a lock-free send began (see send)."""
         with self._lock:
-            error = self._flush_direct(left)
-            if error is None:
-                return
-        self._teardown()
-        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+            error = self._flush_locked(left)
+        if error is not None:
+            self._fail_write(error)
 
-    def _flush_direct(self, left: int) -> Optional[OSError]:
+    def _flush_locked(self, left: int) -> Optional[OSError]:
         """Under the send lock: write the engine's output as the socket
         becomes writable, ``left`` bytes (or -errno) to start with.  None
         once all is written; else the error, the engine told of the EOF."""
+        self._deferred = False  # whatever waited in the engine goes out now
+        transport = self._transport
         proto = self._proto
         error: Optional[OSError] = None
         while left > 0:
             try:
-                self._wait_ready(True)
+                transport.wait_writable()
+                left = transport.flush(proto)
             except OSError as exc:
                 error = exc
                 break
-            left = proto.flush_to(self._rawsock.fileno())
         if left == 0 and error is None:
             return None
         if error is None:
@@ -590,6 +484,18 @@ class WebSocket(_core.WebSocketBase):
         if proto.state != _CLOSED:
             proto.receive_eof()
         return error
+
+    def _fail_write(self, error: OSError) -> NoReturn:
+        self._teardown()
+        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+
+    def _write_control(self, queue: Callable[[Any], None], data: Any) -> None:
+        """Queue a control frame with the engine and write it, under the lock."""
+        with self._lock:
+            queue(data)
+            error = self._flush_locked(self._transport.flush(self._proto))
+        if error is not None:
+            self._fail_write(error)
 
     def send_encoded(self, frame: bytes) -> None:
         """Write one complete frame encoded beforehand (by
@@ -599,52 +505,27 @@ class WebSocket(_core.WebSocketBase):
         if not self._proto.is_server:
             raise ValueError("send_encoded() is for server-side WebSockets: "
                              "client frames must be masked one by one")
-        self._write(None, frame)
-
-    def _finish_frame(self, rest: Union[bytes, memoryview]) -> None:
-        """Write ``rest``, the end of a frame whose start pyws.Hub's fan-out
-        wrote to the socket directly.  The hub took the lock for this call
-        then, so that nothing could come between the two parts; it is
-        released here.  ConnectionClosed if the socket fails, as in _write."""
         proto = self._proto
-        error: OSError
-        try:
-            self._sock.sendall(rest)
-            return
-        except OSError as exc:
-            error = exc
-            if proto.state != _CLOSED:
-                proto.receive_eof()
-        finally:
-            self._lock.release()
-        self._teardown()
-        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
-
-    def _write(self, queue: Optional[Callable[[Any], None]], data: Any) -> None:
-        """Queue one frame with the engine (``queue(data)``) and write it, or
-        write ``data`` itself, an encoded frame, when ``queue`` is None; under
-        the lock, so that frames from concurrent senders never interleave."""
-        proto = self._proto
-        error: OSError
         with self._lock:
-            if queue is None:
-                if proto.close_sent or self._dead:
-                    raise self._closed_error()
-                # Frames send() deferred are still in the engine: first.
-                queued = proto.data_to_send() if self._deferred else b""
-                out = queued + data if queued else data
-            else:
-                queue(data)
-                out = proto.data_to_send()
-            try:
-                _send_all(self._sock, out)
-                return
-            except OSError as exc:
-                error = exc
-                if proto.state != _CLOSED:
-                    proto.receive_eof()
-        self._teardown()
-        raise ConnectionClosed(1006, f"socket error while sending: {error}") from error
+            if proto.close_sent or self._dead:
+                raise self._closed_error()
+            # Frames send() deferred are still in the engine: they go first.
+            error = self._flush_locked(self._transport.flush(proto))
+            if error is None:
+                error = self._send_bytes(frame)
+        if error is not None:
+            self._fail_write(error)
+
+    def _send_bytes(self, data: Union[bytes, memoryview]) -> Optional[OSError]:
+        """Under the lock: write bytes that bypass the engine (an encoded
+        frame); None, or the error, the engine told of the EOF."""
+        try:
+            self._sock.sendall(data)
+            return None
+        except OSError as exc:
+            if self._proto.state != _CLOSED:
+                self._proto.receive_eof()
+            return exc
 
     def _refuse(self, message: object) -> NoReturn:
         if self.closed:
@@ -663,7 +544,16 @@ class WebSocket(_core.WebSocketBase):
         if isinstance(data, str):
             data = data.encode("utf-8")
         self._used = True
-        self._write(self._proto.send_ping, data)
+        self._write_control(self._proto.send_ping, data)
+
+    # -- the hub's way in ----------------------------------------------------
+
+    def frame_writer(self) -> FrameWriter:
+        """This connection's writer for pyws.Hub (package-internal)."""
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = FrameWriter(self)
+        return writer
 
     # -- closing -------------------------------------------------------------
 
@@ -683,10 +573,7 @@ class WebSocket(_core.WebSocketBase):
         with self._lock:
             if proto.state == _OPEN:
                 proto.send_close(code, message or b"")
-                try:
-                    self._sock.sendall(proto.data_to_send())
-                except OSError:
-                    sent = False
+                sent = self._flush_locked(self._transport.flush(proto)) is None
         if sent and not proto.close_received:
             self._await_close(self.close_timeout)
         self._messages = None
@@ -703,20 +590,20 @@ class WebSocket(_core.WebSocketBase):
             # Another reader may hold the lock: it will see the close frame.
             if timeout <= 0 or not self._read_lock.acquire(timeout=timeout):
                 return
+        proto = self._proto
         try:
             while not self._dead:
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    try:
-                        self._sock.settimeout(remaining)
-                    except OSError:
-                        return
-                data = self._next_chunk()
-                if not data:
+                if deadline is not None and time.monotonic() >= deadline:
                     return
-                self._feed(data)
+                try:
+                    got = self._transport.fill(proto, deadline)
+                except OSError:
+                    return
+                if got.__class__ is not int:
+                    continue  # a data message: discarded while closing
+                if got != EVENTS:
+                    return
+                self._process()
                 self._messages = None
         finally:
             self._read_lock.release()
@@ -754,15 +641,29 @@ class WebSocket(_core.WebSocketBase):
         and activity are seen even while the application only sends."""
         if not self._read_lock.acquire(blocking=False):
             return  # a receive() is reading: it sees everything
+        transport = self._transport
+        proto = self._proto
         try:
             for _ in range(_POLL_READS):
-                if self._dead or not _readable(self._sock):
+                if self._dead or not transport.readable():
                     return
-                data = self._next_chunk()
-                if not data:
+                try:
+                    got = transport.fill(proto, time.monotonic(), self._deferred)
+                except socket.timeout:
+                    return  # what was there is in the engine
+                except OSError:
                     self._eof()
                     return
-                self._feed(data)
+                if got.__class__ is not int:
+                    self._last_rx = time.monotonic()
+                    if self._messages is None:
+                        self._messages = deque()
+                    self._messages.append(got)  # type: ignore[arg-type]
+                elif got == EVENTS:
+                    self._process()
+                else:
+                    self._eof()
+                    return
         finally:
             self._read_lock.release()
 
@@ -796,7 +697,7 @@ class WebSocket(_core.WebSocketBase):
             if proto.state == _OPEN:
                 try:
                     proto.send_close(code, reason)
-                    self._sock.sendall(proto.data_to_send())
+                    self._flush_locked(self._transport.flush(proto))
                 except OSError:
                     pass
         self._eof()
@@ -810,22 +711,64 @@ class WebSocket(_core.WebSocketBase):
         self.close()
 
 
-# How the direct path waits for a socket (see _direct_kind).
-_NO_DIRECT = 0
-_GEVENT = 1
-_POLL = 2
+class FrameWriter:
+    """What pyws.Hub may do with a member's connection, and nothing more:
+    write a broadcast frame to the socket now when nothing else is on its
+    way there, or hand it to the session's ordered send path.
 
+    The fan-out (``_core.fanout``) writes one encoded frame to many
+    descriptors with one non-blocking send each; ``direct_fd`` says whether
+    this member may be one of them.  When a socket takes only part of a
+    frame, ``reserve`` takes the connection's send lock at once, so that
+    nothing comes between the two parts, and ``write_rest`` (from the
+    member's writer task) writes the end and releases it."""
 
-def _direct_kind(sock: socket.socket) -> int:
-    """_GEVENT or _POLL for a plain stream socket (gevent's or the stdlib's),
-    which the engine can read and write on its descriptor; _NO_DIRECT for any
-    other (TLS, wrappers), which keeps its Python methods."""
-    cls = type(sock)
-    if cls is socket.socket:
-        return _POLL
-    if cls.__module__ == "gevent._socket3" and cls.__name__ == "socket":
-        return _GEVENT
-    return _NO_DIRECT
+    __slots__ = ("_ws", "_lock", "_proto", "_transport", "direct")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+        self._lock = ws._lock
+        self._proto = ws._proto
+        self._transport = ws._transport
+        #: Whether the fan-out may ever write this socket directly: a plain
+        #: gevent socket (TLS has its own framing; with threads, another
+        #: thread could close the descriptor between the check and the write).
+        self.direct = ws._transport.direct and ws._transport.cooperative
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    def direct_fd(self) -> int:
+        """The descriptor a frame may be written to right now, or -1: nobody
+        else is writing (or stuck half-way through a frame), no replies the
+        session deferred wait in the engine, and the connection is open.  The
+        caller must not yield between this check and its write."""
+        ws = self._ws
+        if (self.direct and not self._lock.locked() and not ws._deferred
+                and self._proto.state == _OPEN):
+            return self._transport.fileno()
+        return -1
+
+    def reserve(self) -> None:
+        """Take the send lock for ``write_rest`` (the lock is free: the
+        caller saw ``direct_fd() >= 0`` without yielding since)."""
+        self._lock.acquire()
+
+    def write_rest(self, rest: Union[bytes, memoryview]) -> None:
+        """Write the end of a frame whose start the fan-out wrote, and release
+        the lock ``reserve`` took.  ConnectionClosed if the socket fails."""
+        ws = self._ws
+        try:
+            error = ws._send_bytes(rest)
+        finally:
+            self._lock.release()
+        if error is not None:
+            ws._fail_write(error)
+
+    def write(self, frame: bytes) -> None:
+        """Write a whole encoded frame through the session's send path."""
+        self._ws.send_encoded(frame)
 
 
 def _disable_nagle(sock: socket.socket) -> None:
@@ -853,20 +796,3 @@ def close_quietly(ws: WebSocket, code: int, reason: str = "",
         ws.close(code, reason)
     except Exception:
         log.debug("closing WebSocket %s failed", ws.path, exc_info=True)
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Is there something to read (data or EOF), without waiting?"""
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True  # closed or broken: a read will tell
-
-
-def _send_all(sock: socket.socket, data: bytes) -> None:
-    """``sock.sendall(data)``, trying one plain ``send`` first: it usually
-    takes everything, and gevent's ``sendall`` costs an extra system call
-    (it asks for the send buffer size) on every call."""
-    sent = sock.send(data)
-    if sent < len(data):
-        sock.sendall(memoryview(data)[sent:])

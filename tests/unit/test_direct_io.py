@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import pytest
 
 from pyws import _core
-from pyws import websocket as websocket_module
+from pyws import transport as transport_module
 from pyws.exceptions import ProtocolError
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
@@ -241,14 +241,14 @@ def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0,
                 return
             written.append(data)
 
-    websocket_module.DIRECT_IO = direct
+    transport_module.DIRECT_IO = direct
     try:
         ws = WebSocket(ours, _core.Protocol(server=server, max_message_size=max_size,
                                             deflate=DEFLATE.get(name)),
                        close_timeout=2.0, pending=stream[:pending_split])
     finally:
-        websocket_module.DIRECT_IO = True
-    assert bool(ws._direct) == direct
+        transport_module.DIRECT_IO = True
+    assert ws.transport.direct == direct
     reader = env.spawn(read_all)
     record: List[Any] = []
     for message, binary in SENDS:
@@ -380,9 +380,9 @@ def test_tls_and_wrapped_sockets_keep_the_plain_path() -> None:
         wrapped = context.wrap_socket(a, server_hostname="localhost",
                                       do_handshake_on_connect=False)
         ws = WebSocket(wrapped, _core.Protocol(server=True))
-        assert not ws._direct
+        assert not ws.transport.direct
         plain = WebSocket(b, _core.Protocol(server=True))
-        assert plain._direct
+        assert plain.transport.direct
     finally:
         a.close()
         b.close()
