@@ -174,10 +174,23 @@ static int import_exceptions(pyws_state *st) {
   return 0;
 }
 
-static int intern_names(pyws_state *st) {
+/* Also published as _core.CALLED_NAMES, so that a test checks that every
+ * object the binding calls still has each of them (tests/unit/test_gevent_adapter.py). */
+static int intern_names(PyObject *module, pyws_state *st) {
   static const char *const names[PYWS_NAME_COUNT] = {"start", "stop", "switch"};
+  PyObject *all = PyTuple_New(PYWS_NAME_COUNT);
+  if (all == NULL) return -1;
   for (int i = 0; i < PYWS_NAME_COUNT; i++) {
-    if ((st->names[i] = PyUnicode_InternFromString(names[i])) == NULL) return -1;
+    if ((st->names[i] = PyUnicode_InternFromString(names[i])) == NULL) {
+      Py_DECREF(all);
+      return -1;
+    }
+    Py_INCREF(st->names[i]);
+    PyTuple_SET_ITEM(all, i, st->names[i]);
+  }
+  if (PyModule_AddObject(module, "CALLED_NAMES", all) != 0) {
+    Py_DECREF(all);
+    return -1;
   }
   return 0;
 }
@@ -197,7 +210,7 @@ static int import_getcurrent(pyws_state *st) {
 
 static int core_exec(PyObject *module) {
   pyws_state *st = pyws_get_state(module);
-  if (import_exceptions(st) != 0 || intern_names(st) != 0 || import_getcurrent(st) != 0) {
+  if (import_exceptions(st) != 0 || intern_names(module, st) != 0 || import_getcurrent(st) != 0) {
     return -1;
   }
   if (pyws_py_protocol_init(module, st) != 0) return -1;

@@ -13,10 +13,10 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def script_json(path: str, timeout: float) -> Any:
-    """``python path`` with the repository on PYTHONPATH; its stdout as JSON.
-    Fails the test with the script's stderr if it does not exit with 0."""
-    proc = subprocess.run([sys.executable, os.path.abspath(path)], cwd=ROOT,
+def script_json(path: str, timeout: float, *args: str) -> Any:
+    """``python path *args`` with the repository on PYTHONPATH; its stdout as
+    JSON.  Fails the test with the script's stderr if it does not exit with 0."""
+    proc = subprocess.run([sys.executable, os.path.abspath(path), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(
                               filter(None, [ROOT, os.environ.get("PYTHONPATH")]))})

@@ -1,4 +1,6 @@
-"""Servers for the conformance suite: examples/echo.py in subprocesses.
+"""Servers for the conformance suite: an echo server in subprocesses, over
+every transport (see tests/conformance/echo_over.py): the whole suite runs
+once per transport, and every case must give the same result on each.
 
 ``echo`` allows messages up to BIG_MAX bytes (section 9 sends up to 16 MiB);
 ``echo_default_limit`` runs with echo.py's default limit (1 MiB), for the
@@ -18,6 +20,8 @@ import pytest
 from tests.conftest import EXAMPLE_ECHO, ServerProcess
 from tests.conformance.rawclient import Client
 
+ECHO_OVER = Path(__file__).with_name("echo_over.py")
+
 BIG_MAX = 16 << 20  # section 9.1.6 / 9.2.6 send 16 MiB
 DEFAULT_MAX = 1 << 20  # echo.py's default --max-message-size
 
@@ -32,27 +36,55 @@ def _port_from_banner(line: bytes) -> int:
     return int(match.group("port"))
 
 
-def _start(tmp_path_factory, name: str, *args: str) -> ServerProcess:
-    log: Path = tmp_path_factory.mktemp("conformance-logs") / f"{name}.log"
-    server = ServerProcess(name, [sys.executable, str(EXAMPLE_ECHO), "--host", "127.0.0.1",
-                                  "--port", "0", *args], log)
+#: How the server's sockets are driven: examples/echo.py as it is (gevent),
+#: the same after monkey.patch_all(), Werkzeug's threads, and gevent's TLS.
+TRANSPORTS = ["gevent", "gevent-patched", "threads", "tls"]
+
+
+@pytest.fixture(scope="session", params=TRANSPORTS)
+def transport(request, tmp_path_factory) -> str:
+    """The transport of this run of the suite (every test runs once per
+    transport; the servers below follow it)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    from tests.deploy_support import make_certificate
+
+    return make_certificate(tmp_path_factory.mktemp("conformance-tls"))
+
+
+def _start(request, tmp_path_factory, transport: str, name: str,
+           max_size: int) -> ServerProcess:
+    log: Path = tmp_path_factory.mktemp("conformance-logs") / f"{name}-{transport}.log"
+    if transport == "gevent":
+        argv = [sys.executable, str(EXAMPLE_ECHO), "--host", "127.0.0.1", "--port", "0",
+                "--max-message-size", str(max_size)]
+    else:
+        argv = [sys.executable, str(ECHO_OVER), transport, "--max-message-size", str(max_size)]
+        if transport == "tls":
+            cert, key = request.getfixturevalue("tls_files")
+            argv += ["--certfile", str(cert), "--keyfile", str(key)]
+    server = ServerProcess(f"{name} ({transport})", argv, log)
+    server.tls = transport == "tls"  # type: ignore[attr-defined]  # read by Client.to
     return server.start_and_read_port(port_from_line=_port_from_banner)
 
 
 @pytest.fixture(scope="session")
-def echo(tmp_path_factory) -> Iterator[ServerProcess]:
-    """examples/echo.py with --max-message-size BIG_MAX."""
+def echo(request, tmp_path_factory, transport: str) -> Iterator[ServerProcess]:
+    """The echo server with messages up to BIG_MAX."""
     if not EXAMPLE_ECHO.exists():
         pytest.fail(f"{EXAMPLE_ECHO} does not exist", pytrace=False)
-    server = _start(tmp_path_factory, "echo.py-16MiB", "--max-message-size", str(BIG_MAX))
+    server = _start(request, tmp_path_factory, transport, "echo-16MiB", BIG_MAX)
     yield server
     server.stop()  # SIGTERM, then SIGKILL after 5 s
 
 
 @pytest.fixture(scope="session")
-def echo_default_limit(tmp_path_factory) -> Iterator[ServerProcess]:
-    """examples/echo.py with its default limit (DEFAULT_MAX)."""
-    server = _start(tmp_path_factory, "echo.py-default")
+def echo_default_limit(request, tmp_path_factory, transport: str) -> Iterator[ServerProcess]:
+    """The echo server with the default limit (DEFAULT_MAX)."""
+    server = _start(request, tmp_path_factory, transport, "echo-default", DEFAULT_MAX)
     yield server
     server.stop()
 
@@ -60,7 +92,7 @@ def echo_default_limit(tmp_path_factory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def ws(echo) -> Iterator[Client]:
     """A raw client past the opening handshake with ``echo``."""
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         c.handshake("/ws")
         yield c
 
@@ -68,5 +100,5 @@ def ws(echo) -> Iterator[Client]:
 @pytest.fixture
 def conn(echo) -> Iterator[Client]:
     """A raw client connected to ``echo``, before any handshake."""
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         yield c

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
                         HttpResponse, accept_for, apply_mask, parse_head,
@@ -164,16 +165,26 @@ class Client:
     """One TCP connection to the server, with a buffered frame reader."""
 
     def __init__(self, port: int, host: str = "127.0.0.1",
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, tls: bool = False):
         self.host = host
         self.port = port
         self.timeout = timeout
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:  # the test's own self-signed certificate: nothing to verify
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.sock = context.wrap_socket(self.sock)
         self._buf = bytearray()
         self._pos = 0
         self.eof = False
         self.reset = False
+
+    @classmethod
+    def to(cls, server: Any, **kwargs: Any) -> "Client":
+        """A connection to a test server (over TLS if it serves TLS)."""
+        return cls(server.port, tls=getattr(server, "tls", False), **kwargs)
 
     # -- lifetime --
 

@@ -51,7 +51,7 @@ def request(headers: Sequence[Header], method: str = "GET", version: str = "HTTP
 
 def check_still_serving(server) -> None:
     """A fresh connection upgrades and echoes."""
-    with Client(server.port) as c:
+    with Client.to(server) as c:
         c.handshake()
         c.send(frame(OP_TEXT, b"still serving"))
         expect_text(c, b"still serving")
@@ -60,7 +60,7 @@ def check_still_serving(server) -> None:
 
 def expect_upgrade(server, headers: Sequence[Header], key: str = KEY) -> None:
     """101 with the right accept value, then a working echo."""
-    with Client(server.port) as c:
+    with Client.to(server) as c:
         c.send(request(headers))
         resp = c.read_http_response()
         assert resp.status == 101, (resp.status, resp.reason, resp.body)
@@ -79,7 +79,7 @@ def expect_rejection(server, data: bytes, status: int, names: str,
     """The C core's rejection: ``status``, a body naming ``names``
     (case-insensitive), ``Connection: close``, then EOF; the server still
     serves others afterwards."""
-    with Client(server.port) as c:
+    with Client.to(server) as c:
         c.send(data)
         resp = c.read_http_response()
         assert resp.status == status, (resp.status, resp.reason, resp.body)
@@ -129,7 +129,7 @@ def test_case_0_1_7_repeated_upgrade_header_foo_then_websocket(echo):
 
 
 def test_case_0_1_8_frames_in_the_same_write_as_the_request_are_processed(echo):
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         c.handshake(then=frame(OP_TEXT, b"early bird"))
         expect_text(c, b"early bird")
         close_normally(c)
@@ -155,7 +155,7 @@ def _plain_http_answer(server, headers) -> None:
     """Not a WebSocket request: no 101; the application answers (its /ws
     view says 400 'expected a WebSocket request').  Plain HTTP, so the
     connection may stay open for another request: not checked."""
-    with Client(server.port) as c:
+    with Client.to(server) as c:
         c.send(request(headers))
         resp = c.read_http_response()
         assert resp.status == 400, (resp.status, resp.body)
@@ -244,7 +244,7 @@ def test_case_0_3_1_request_pipelined_after_a_rejected_one_is_not_answered(echo)
     instead of waiting."""
     bad = request(headers_for(echo, Sec_WebSocket_Key=None))
     good = request(headers_for(echo))
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         c.send(bad + good)
         resp = c.read_http_response()
         assert resp.status == 400, (resp.status, resp.body)
@@ -258,7 +258,7 @@ def test_case_0_3_2_request_written_after_a_rejection_gets_nothing(echo):
     """After reading the 400, a good request on the same connection: either
     the write fails or it is never answered, and the connection ends within
     the timeout."""
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         c.send(request(headers_for(echo, Sec_WebSocket_Version="8")))
         resp = c.read_http_response()
         assert resp.status == 426, (resp.status, resp.body)

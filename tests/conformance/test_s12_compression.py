@@ -70,7 +70,7 @@ def test_12(echo, section: int, case: int) -> None:
     size, fragment = CASES[case - 1]
     rng = random.Random(f"12.{section}.{case}")
     offers = [Offer()]
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         session = open_session(c, offers)
         for _ in range(COUNT):
             data = payload(kind, size, rng)
@@ -86,7 +86,7 @@ def _session(c: Client):
 
 
 def test_extra_rsv1_on_continuation_frame_fails_with_1002(echo) -> None:
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         session = _session(c)
         body = session.compress(b"Hello, world")
         c.send(frame(OP_TEXT, body[:4], fin=False, rsv=RSV1) +
@@ -107,14 +107,14 @@ def test_extra_rsv1_on_continuation_frame_fails_with_1002(echo) -> None:
 ])
 def test_extra_broken_compressed_frames_fail_the_connection(echo, wire: bytes,
                                                             code: int) -> None:
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         _session(c)
         c.send(wire)
         expect_failure(c, code)
 
 
 def test_extra_compressed_invalid_utf8_fails_with_1007(echo) -> None:
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         session = _session(c)
         c.send(frame(OP_TEXT, session.compress(b"valid, then \xff\xfe"), rsv=RSV1))
         expect_failure(c, 1007)
@@ -123,7 +123,7 @@ def test_extra_compressed_invalid_utf8_fails_with_1007(echo) -> None:
 def test_extra_invalid_utf8_fails_before_a_large_compressed_message_ends(echo) -> None:
     """Fail-fast applies to the decompressed text: the first frame of a
     fragmented message already holds the invalid byte."""
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         session = _session(c)
         body = session.compress(b"\xc0\xaf" + b"a" * 200000)
         c.send(frame(OP_TEXT, body[:len(body) // 2], fin=False, rsv=RSV1))
@@ -134,7 +134,7 @@ def test_extra_decompression_bomb_fails_with_1009(echo_default_limit) -> None:
     """64 MiB of zeros compress to about 64 KiB: the 1 MiB limit applies to
     the decompressed size, while decompressing."""
     zeros = bytes(1 << 20)
-    with Client(echo_default_limit.port) as c:
+    with Client.to(echo_default_limit) as c:
         session = _session(c)
         comp = zlib.compressobj(wbits=-session.client_bits)
         body = b"".join(comp.compress(zeros) for _ in range(64))
@@ -147,7 +147,7 @@ def test_extra_decompression_bomb_fails_with_1009(echo_default_limit) -> None:
 def test_extra_message_of_exactly_the_limit_once_decompressed_is_echoed(
         echo_default_limit) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB
-    with Client(echo_default_limit.port) as c:
+    with Client.to(echo_default_limit) as c:
         session = _session(c)
         c.send(session.message_frames(OP_BINARY, data))
         session.read_echo(c, OP_BINARY, data, timeout=10)
@@ -159,7 +159,7 @@ def test_extra_final_block_and_uncompressed_messages_between_compressed_ones(ech
     """RFC 7692 section 7.2.3.4: a message whose DEFLATE data has BFINAL set
     (the receiver starts afresh after it); a message with RSV1 clear is
     not compressed; an empty compressed message is one 0x00 byte."""
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         session = open_session(c, [Offer(accept_no_context_takeover=True)])
         c.send(frame(OP_TEXT, bytes.fromhex("f348cdc9c90700"), rsv=RSV1))
         session.read_echo(c, OP_TEXT, b"Hello")
@@ -175,7 +175,7 @@ def test_extra_final_block_and_uncompressed_messages_between_compressed_ones(ech
 
 
 def test_extra_malformed_extensions_header_is_refused_with_400(echo) -> None:
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         req, _ = upgrade_request(f"127.0.0.1:{echo.port}", "/ws",
                                  extra=(("Sec-WebSocket-Extensions", "permessage-deflate; ="),))
         c.send(req)
@@ -188,7 +188,7 @@ def test_extra_unknown_extensions_and_invalid_offers_are_declined(echo) -> None:
     """Offers pyws cannot accept (an unknown parameter, a repeated one, a
     window out of range) are skipped; an unknown extension is ignored; the
     first valid offer wins."""
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         resp = c.handshake("/ws", [("Sec-WebSocket-Extensions",
                                     "x-webkit-deflate-frame, permessage-deflate; foo=1, "
                                     "permessage-deflate; server_max_window_bits=16, "
@@ -197,7 +197,7 @@ def test_extra_unknown_extensions_and_invalid_offers_are_declined(echo) -> None:
                                     "permessage-deflate; server_max_window_bits=\"10\"")])
         assert resp.header("Sec-WebSocket-Extensions") == (
             "permessage-deflate; server_max_window_bits=10")
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         resp = c.handshake("/ws", [("Sec-WebSocket-Extensions",
                                     "permessage-deflate; server_max_window_bits=08")])
         assert resp.header("Sec-WebSocket-Extensions") is None

@@ -51,7 +51,7 @@ def test_13(echo, section: int, case: int) -> None:
     size, fragment = CASES[case - 1]
     rng = random.Random(f"13.{section}.{case}")
     offers = OFFERS[section]
-    with Client(echo.port) as c:
+    with Client.to(echo) as c:
         session = open_session(c, offers)
         first = offers[0]
         # pyws accepts the first offer whenever it is valid.

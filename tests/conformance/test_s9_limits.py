@@ -145,7 +145,7 @@ del _t
 
 def test_extra_limit_1_message_of_exactly_the_limit_is_echoed(echo_default_limit):
     payload = payload_of(BINARY_PATTERN, DEFAULT_MAX)
-    with Client(echo_default_limit.port) as ws:
+    with Client.to(echo_default_limit) as ws:
         ws.handshake()
         ws.send_chopped(frame(OP_BINARY, payload), WRITE_CHUNK)
         message_then_close(ws, OP_BINARY, payload)
@@ -155,7 +155,7 @@ def test_extra_limit_2_frame_announcing_one_byte_over_fails_with_1009_at_the_hea
         echo_default_limit):
     """Only the header is sent: the announced length alone is enough, and the
     server must not wait for payload it is going to refuse anyway."""
-    with Client(echo_default_limit.port) as ws:
+    with Client.to(echo_default_limit) as ws:
         ws.handshake()
         ws.send(frame(OP_TEXT, b"", length=DEFAULT_MAX + 1))
         expect_failure(ws, 1009)
@@ -165,7 +165,7 @@ def test_extra_limit_3_fragments_adding_up_to_one_byte_over_fail_with_1009(echo_
     """Two fragments of half the limit are fine; a third one-byte fragment
     makes the message one byte too big."""
     half = payload_of(b"*", DEFAULT_MAX // 2)
-    with Client(echo_default_limit.port) as ws:
+    with Client.to(echo_default_limit) as ws:
         ws.handshake()
         ws.send_chopped(frame(OP_TEXT, half, fin=False) + frame(OP_CONT, half, fin=False),
                         WRITE_CHUNK)
@@ -177,7 +177,7 @@ def test_extra_limit_4_frame_over_the_configured_limit_fails_with_1009(echo):
     """The limit is examples/echo.py's --max-message-size (BIG_MAX here; a
     message of exactly BIG_MAX is 9.1.6 / 9.2.6).  The frame announces one
     byte more; only its first payload byte is sent."""
-    with Client(echo.port) as ws:
+    with Client.to(echo) as ws:
         ws.handshake()
         ws.send(frame(OP_BINARY, b"\xfe", length=BIG_MAX + 1))
         expect_failure(ws, 1009)
