@@ -162,12 +162,26 @@ static PyObject *event_to_tuple(const pyws_event *ev) {
 
 static PyObject *Protocol_events_received(ProtocolObject *self, PyObject *Py_UNUSED(ignored)) {
   PyObject *list = PyList_New(0);
-  pyws_event *ev;
+  pyws_event *ev = NULL;
   if (list == NULL) {
     return NULL;
   }
-  while (pyws_conn_next_event(self->conn, &ev)) {
-    PyObject *item = event_to_tuple(ev);
+  int rv, messages = 0;
+  for (;;) {
+    const pyws_event *head = pyws_conn_peek_event(self->conn);
+    PyObject *item;
+    /* A close or failure after messages waits for the next call: the
+       application answers the messages first (see pyws_conn_next_event). */
+    if (head == NULL ||
+        (messages && (head->type == PYWS_EVENT_CLOSE || head->type == PYWS_EVENT_FAIL))) {
+      break;
+    }
+    if ((rv = pyws_conn_next_event(self->conn, &ev)) != 1) {
+      Py_DECREF(list);
+      return pyws_py_error(state_of((PyObject *)self), rv);
+    }
+    messages |= ev->type == PYWS_EVENT_TEXT || ev->type == PYWS_EVENT_BINARY;
+    item = event_to_tuple(ev);
     pyws_event_free(ev);
     if (item == NULL || PyList_Append(list, item) != 0) {
       Py_XDECREF(item);
@@ -310,7 +324,7 @@ int pyws_py_fd_arg(PyObject *arg, int *fd) {
  * socket is readable, then call again with readable=True) or PYWS_RECV_EOF (the
  * peer closed the stream or it broke).  After a read that emptied the
  * socket it returns PYWS_RECV_WAIT rather than trying a read that would fail.
- * (receive_step is its body, which WebSocketBase.receive calls too.)
+ * (receive_step is its body, which read_message calls too.)
  */
 static PyObject *receive_step(ProtocolObject *self, int fd, int readable, int deferred) {
   pyws_conn *c = self->conn;
@@ -474,6 +488,12 @@ static PyObject *Protocol_queue_message(ProtocolObject *self, PyObject *const *a
   return rv == SEND_PYTHON_ERROR ? NULL : write_result(self, rv);
 }
 
+/* has_events: is an event queued (one events_received left for later)? */
+static PyObject *Protocol_get_has_events(ProtocolObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(pyws_conn_peek_event(self->conn) != NULL);
+}
+
 /* message_ready: is the engine's next event a complete message, which
  * receive_from would return without reading? */
 static PyObject *Protocol_get_message_ready(ProtocolObject *self, void *closure) {
@@ -551,7 +571,8 @@ static PyMethodDef Protocol_methods[] = {
     {"receive_eof", (PyCFunction)Protocol_receive_eof, METH_NOARGS,
      "The transport reached EOF."},
     {"events_received", (PyCFunction)Protocol_events_received, METH_NOARGS,
-     "Return and clear the pending events, as (kind, payload) tuples."},
+     "Return and clear the pending events, as (kind, payload) tuples; a CLOSE or "
+     "FAIL that follows messages is left for the next call."},
     {"data_to_send", (PyCFunction)Protocol_data_to_send, METH_NOARGS,
      "Return and clear the bytes to write to the transport."},
     {"receive_from", (PyCFunction)(void (*)(void))Protocol_receive_from, METH_FASTCALL,
@@ -591,6 +612,8 @@ static PyGetSetDef Protocol_getset[] = {
     {"close_code", (getter)Protocol_get_close_code, NULL,
      "The close code, or None while open.", NULL},
     {"close_reason", (getter)Protocol_get_close_reason, NULL, "The close reason.", NULL},
+    {"has_events", (getter)Protocol_get_has_events, NULL,
+     "An event is queued.", NULL},
     {"message_ready", (getter)Protocol_get_message_ready, NULL,
      "The next event is a complete message.", NULL},
     {"output_size", (getter)Protocol_get_output_size, NULL,

@@ -92,6 +92,12 @@ struct pyws_conn {
 
   int reading;
   int close_sent, close_received, failed, eof;
+  /* A close frame to write once the CLOSE or FAIL event is taken: it came
+   * while data messages were still queued, and the application answers
+   * those first (see hold_close). */
+  int close_held;
+  uint16_t held_code;
+  int held_reason; /* the close reason goes with it (a failure) */
   uint16_t close_code;
   uint8_t *close_reason; /* PYWS_MAX_CLOSE_REASON bytes, or NULL */
   size_t close_reason_len;
@@ -200,16 +206,32 @@ static int push_copy(pyws_conn *c, pyws_event_type type, uint16_t code,
   return 0;
 }
 
+static int write_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
+                       size_t reason_len);
+
 int pyws_conn_next_event(pyws_conn *c, pyws_event **ev) {
-  if (c->ev_head == NULL) {
+  pyws_event *head = c->ev_head;
+  if (head == NULL) {
     return 0;
   }
-  *ev = c->ev_head;
-  c->ev_head = c->ev_head->next;
+  if (c->close_held && (head->type == PYWS_EVENT_CLOSE || head->type == PYWS_EVENT_FAIL)) {
+    /* The messages before it were taken: the held close frame goes now. */
+    int rv = 0;
+    if (!c->close_sent && !c->eof) {
+      rv = write_close(c, c->held_code, c->held_reason ? c->close_reason : NULL,
+                       c->held_reason ? c->close_reason_len : 0);
+    }
+    if (rv == PYWS_ERR_NOMEM) {
+      return rv; /* the event stays queued */
+    }
+    c->close_held = 0;
+  }
+  *ev = head;
+  c->ev_head = head->next;
   if (c->ev_head == NULL) {
     c->ev_tail = NULL;
   }
-  (*ev)->next = NULL;
+  head->next = NULL;
   return 1;
 }
 
@@ -291,18 +313,46 @@ static void set_close(pyws_conn *c, uint16_t code, const uint8_t *reason, size_t
   c->close_reason_len = len;
 }
 
+/* 1 if a data message waits in the event queue. */
+static int data_event_queued(const pyws_conn *c) {
+  for (const pyws_event *ev = c->ev_head; ev != NULL; ev = ev->next) {
+    if (ev->type == PYWS_EVENT_TEXT || ev->type == PYWS_EVENT_BINARY) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Our close frame, in answer to the peer's close or failure: written now, or,
+ * while data messages received before it are still queued, held until its
+ * event is taken (pyws_conn_next_event), so that the messages reach the
+ * application and what it sends in reply goes out before the close frame
+ * (RFC 6455 5.5.1: after sending a close frame an endpoint sends no more
+ * data).  Until then the state stays OPEN for the application. */
+static int close_in_turn(pyws_conn *c, uint16_t code, int with_reason) {
+  if (c->close_sent || c->eof) {
+    return 0;
+  }
+  if (data_event_queued(c)) {
+    c->close_held = 1;
+    c->held_code = code;
+    c->held_reason = with_reason;
+    return 0;
+  }
+  return write_close(c, code, with_reason ? c->close_reason : NULL,
+                     with_reason ? c->close_reason_len : 0);
+}
+
 /* The peer broke the protocol: close with `code`, tell the caller, stop. */
 static int fail(pyws_conn *c, uint16_t code, const char *reason) {
   size_t len = strlen(reason);
-  int rv = 0;
+  int rv;
   c->failed = 1;
   c->reading = 0;
   set_close(c, code, (const uint8_t *)reason, len);
-  if (!c->close_sent && !c->eof) {
-    rv = write_close(c, code, c->close_reason, c->close_reason_len);
-    if (rv == PYWS_ERR_NOMEM) {
-      return rv;
-    }
+  rv = close_in_turn(c, code, 1);
+  if (rv == PYWS_ERR_NOMEM) {
+    return rv;
   }
   return push_copy(c, PYWS_EVENT_FAIL, code, c->close_reason, c->close_reason_len);
 }
@@ -427,12 +477,11 @@ static int on_close_frame(pyws_conn *c) {
   if ((rv = push_copy(c, PYWS_EVENT_CLOSE, code, reason, reason_len)) != 0) {
     return rv;
   }
-  if (!c->close_sent) {
-    /* Echo the code, as section 5.5.1 suggests. */
-    rv = write_close(c, code, NULL, 0);
-    if (rv != 0 && rv != PYWS_ERR_CLOSED) {
-      return rv;
-    }
+  /* Echo the code, as section 5.5.1 suggests (the CLOSE event is queued
+     already, so a hold counts the messages before it). */
+  rv = close_in_turn(c, code, 0);
+  if (rv != 0 && rv != PYWS_ERR_CLOSED) {
+    return rv;
   }
   return 0;
 }
@@ -710,6 +759,10 @@ void pyws_conn_consume_output(pyws_conn *c, size_t n) {
 }
 
 pyws_conn_state pyws_conn_get_state(const pyws_conn *c) {
+  if (c->close_held && !c->eof) {
+    /* The application has not reached the close yet (see close_in_turn). */
+    return c->close_sent ? PYWS_STATE_CLOSING : PYWS_STATE_OPEN;
+  }
   if (c->failed || c->eof || (c->close_sent && c->close_received)) {
     return PYWS_STATE_CLOSED;
   }
@@ -726,6 +779,9 @@ int pyws_conn_close_sent(const pyws_conn *c) { return c->close_sent; }
 int pyws_conn_close_received(const pyws_conn *c) { return c->close_received; }
 
 uint16_t pyws_conn_close_code(const pyws_conn *c) {
+  if (c->close_held && !c->eof) {
+    return 0;
+  }
   return (c->close_received || c->failed || c->eof) ? c->close_code : 0;
 }
 

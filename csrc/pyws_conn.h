@@ -73,8 +73,15 @@ int pyws_conn_recv(pyws_conn *conn, const uint8_t *data, size_t len);
 /* The peer closed its side of the transport. */
 void pyws_conn_recv_eof(pyws_conn *conn);
 
-/* Pop the oldest event: 1 and *ev set (free it with pyws_event_free), or 0
- * when there is none. */
+/* Pop the oldest event: 1 and *ev set (free it with pyws_event_free), 0
+ * when there is none, or PYWS_ERR_NOMEM (the event stays queued).
+ *
+ * Order: a close frame the engine owes the peer (the echo of its close, or
+ * ours after its protocol violation) that arrives while data messages
+ * received before it are still queued is held: it is written when its CLOSE
+ * or FAIL event is taken, so that the application gets those messages first
+ * and what it sends in reply precedes the close frame.  Until then the state
+ * is OPEN and pyws_conn_close_code 0, as far as the caller can tell. */
 int pyws_conn_next_event(pyws_conn *conn, pyws_event **ev);
 void pyws_event_free(pyws_event *ev);
 

@@ -100,6 +100,8 @@ class Transport:
         ``deadline`` (time.monotonic()): give up then (socket.timeout);
         None: the socket's own timeout applies.  ``deferred``: output the
         session deferred need not hold back a complete message."""
+        if proto.has_events:
+            return EVENTS  # a close the session left for after its messages
         data = self.recv_raw(deadline)
         if not data:
             return EOF

@@ -297,8 +297,10 @@ class WebSocket:
         with self._lock:
             if data is not None:
                 proto.receive_data(data)
-            error = self._flush_locked(self._transport.flush(proto))
+            # Taken first: taking a close or failure puts our close frame in
+            # the output (after the replies to the messages before it).
             events = proto.events_received()
+            error = self._flush_locked(self._transport.flush(proto))
         if self._wakeup is not None:
             self._last_rx = time.monotonic()
         messages = self._messages

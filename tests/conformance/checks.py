@@ -74,17 +74,17 @@ def _expect_close_then_eof(c: Client, frames: Sequence[RFrame], code: Optional[i
 
 
 def expect_failure(c: Client, code: int, *,
-                   may_come_first: Sequence[Tuple[int, bytes]] = (),
+                   first: Sequence[Tuple[int, bytes]] = (),
                    timeout: float = FAIL_TIMEOUT) -> RFrame:
-    """The server fails the connection: a close frame with ``code``, then
-    it ends TCP.  Before the close frame only a prefix of ``may_come_first``
-    ((opcode, payload) pairs: echoes of messages that were valid and may have
-    been answered before the offending frame was read) is allowed."""
+    """The server fails the connection: exactly the frames of ``first``
+    ((opcode, payload) pairs: the echoes of the valid messages that came
+    before the offending frame, even in the same write), then a close frame
+    with ``code``, then it ends TCP."""
     frames = c.read_frames_until_close(timeout)
     before = frames[:-1]
-    assert len(before) <= len(may_come_first), (
-        f"unexpected frames before the close: {frames_summary(frames)}")
-    for f, (opcode, payload) in zip(before, may_come_first):
+    assert len(before) == len(first), (
+        f"expected {len(first)} frame(s) before the close: {frames_summary(frames)}")
+    for f, (opcode, payload) in zip(before, first):
         _check_server_frame(f)
         assert (f.opcode, f.fin, f.payload) == (opcode, True, payload), (
             f"unexpected frame before the close: {f}; all: {frames_summary(frames)}")

@@ -25,7 +25,7 @@ def test_case_3_1_text_with_rsv_1_fails_with_1002(ws):
 
 def test_case_3_2_text_then_text_with_rsv_2_then_ping_fails_with_1002_no_pong(ws):
     ws.send(frame(OP_TEXT, HELLO) + frame(OP_TEXT, HELLO, rsv=2) + frame(OP_PING))
-    expect_failure(ws, 1002, may_come_first=[(OP_TEXT, HELLO)])
+    expect_failure(ws, 1002, first=[(OP_TEXT, HELLO)])
 
 
 def test_case_3_3_framewise_text_echoed_then_rsv_3_fails_with_1002_no_pong(ws):

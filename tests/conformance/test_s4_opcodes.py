@@ -23,7 +23,7 @@ def _alone(ws, opcode, payload):
 
 def _after_text_one_write(ws, opcode, payload):
     ws.send(frame(OP_TEXT, HELLO) + frame(opcode, payload) + frame(OP_PING))
-    expect_failure(ws, 1002, may_come_first=[(OP_TEXT, HELLO)])
+    expect_failure(ws, 1002, first=[(OP_TEXT, HELLO)])
 
 
 def _after_text_bytewise(ws, opcode, payload):

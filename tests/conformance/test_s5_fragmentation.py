@@ -121,11 +121,11 @@ def test_case_5_14_nonfinal_continuation_without_message_bytewise_fails_1002(ws)
 
 def test_case_5_15_message_then_orphan_continuation_fails_with_1002(ws):
     """A complete two-fragment message, then a continuation frame with
-    nothing to continue: the message's echo may precede the close frame (it
-    is valid, but shares the write with the error)."""
+    nothing to continue: the message is valid, so its echo comes before the
+    close frame, although it shares the write with the error."""
     ws.send(frame(OP_TEXT, F1, fin=False) + frame(OP_CONT, F2)
             + frame(OP_CONT, b"fragment3", fin=False) + frame(OP_TEXT, b"fragment4"))
-    expect_failure(ws, 1002, may_come_first=[(OP_TEXT, F1 + F2)])
+    expect_failure(ws, 1002, first=[(OP_TEXT, F1 + F2)])
 
 
 def _repeated(ws, first_fin, how):

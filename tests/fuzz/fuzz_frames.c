@@ -48,7 +48,7 @@ static uint64_t session(const uint8_t *data, size_t size, const pyws_conn_option
     size_t out_len;
     CHECK(pyws_conn_recv(conn, data + off, n) == 0);
     off += n;
-    while (pyws_conn_next_event(conn, &ev)) {
+    while (pyws_conn_next_event(conn, &ev) == 1) {
       uint32_t head[3] = {(uint32_t)ev->type, ev->code, (uint32_t)ev->len};
       CHECK(!ended);
       if (ev->type != PYWS_EVENT_FAIL) {

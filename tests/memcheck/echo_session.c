@@ -44,7 +44,7 @@ static void flush(pyws_conn *c, int fd, size_t step) {
 static pyws_event *next_event(pyws_conn *c, int fd) {
   uint8_t buf[8192];
   pyws_event *ev;
-  while (!pyws_conn_next_event(c, &ev)) {
+  while (pyws_conn_next_event(c, &ev) != 1) {
     ssize_t r = read(fd, buf, sizeof(buf));
     if (r < 0) FAIL("read failed\n");
     if (r == 0) {

@@ -505,9 +505,46 @@ def test_messages_still_arrive_after_sending_close(feed):
     p.send_close(1000)
     p.data_to_send()
     feed(p, masked(OP_TEXT, b"late") + masked(OP_CLOSE, close_payload(1000)))
-    assert p.events_received() == [(TEXT, "late"), (CLOSE, (1000, ""))]
+    assert p.events_received() == [(TEXT, "late")]
+    assert p.events_received() == [(CLOSE, (1000, ""))]
     assert p.data_to_send() == b""
     assert p.state == CLOSED
+
+
+def test_a_message_then_the_peers_close_in_one_read_lets_the_reply_go_first(feed):
+    """The close frame's echo waits until the application took the message
+    before it: what it sends in reply precedes our close frame."""
+    p = server()
+    feed(p, masked(OP_TEXT, b"last words") + masked(OP_CLOSE, close_payload(1000, "bye")))
+    assert p.events_received() == [(TEXT, "last words")]
+    assert (p.data_to_send(), p.state, p.close_code) == (b"", OPEN, None)
+    p.send_text("echo: last words")
+    assert p.events_received() == [(CLOSE, (1000, "bye"))]
+    assert p.data_to_send() == unmasked(OP_TEXT, b"echo: last words") + \
+        unmasked(OP_CLOSE, close_payload(1000))
+    assert (p.state, p.close_code) == (CLOSED, 1000)
+
+
+def test_messages_before_a_protocol_error_are_answered_before_the_failure(feed):
+    p = server()
+    feed(p, masked(OP_TEXT, b"one") + masked(OP_BINARY, b"two") + masked(5) + masked(OP_PING))
+    assert p.events_received() == [(TEXT, "one"), (BINARY, b"two")]
+    assert (p.data_to_send(), p.state, p.close_code) == (b"", OPEN, None)
+    p.send_text("one")
+    p.send_binary(b"two")
+    events = p.events_received()
+    assert [kind for kind, _ in events] == [FAIL] and events[0][1][0] == 1002
+    out = p.data_to_send()
+    replies = unmasked(OP_TEXT, b"one") + unmasked(OP_BINARY, b"two")
+    assert out.startswith(replies) and out[len(replies)] == 0x88
+    assert (p.state, p.close_code) == (CLOSED, 1002)
+
+
+def test_a_close_alone_is_answered_at_once(feed):
+    p = server()
+    feed(p, masked(OP_CLOSE, close_payload(1000)))
+    assert p.data_to_send() == unmasked(OP_CLOSE, close_payload(1000))
+    assert p.events_received() == [(CLOSE, (1000, ""))]
 
 
 # RFC 6455 section 7.4 plus the codes IANA registered since (1012 service
