@@ -7,7 +7,6 @@ the opening handshake are all done in C (on wslay).
 """
 from __future__ import annotations
 
-import socket
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -18,11 +17,15 @@ BINARY: int  # (BINARY, bytes): a complete binary message
 PING: int  # (PING, bytes): a ping arrived; the pong is already queued
 PONG: int  # (PONG, bytes): a pong arrived
 CLOSE: int  # (CLOSE, (code, reason)): the peer's close frame arrived; if we had
-#             not sent a close yet, the engine queued the echo of its code.
-#             code is 1005 when the frame had no code.
+#             not sent a close yet, the engine queues the echo of its code
+#             when this event is taken.  code is 1005 when the frame had no code.
 FAIL: int  # (FAIL, (code, reason)): the peer broke the protocol; the engine
-#            queued a close frame with that code (1002, 1007 or 1009) and a
-#            reason, and stops reading.  Nothing after this event.
+#            queues a close frame with that code (1002, 1007 or 1009) and a
+#            reason when this event is taken, and stops reading.  Nothing
+#            after this event.
+# Order: a CLOSE or FAIL that follows data messages is held back (the state
+# stays OPEN, close_code None) until those messages were taken, so that what
+# the application sends in reply precedes the close frame.
 
 # Protocol states.
 OPEN: int  # both directions open
@@ -62,7 +65,15 @@ class Protocol:
         """The transport reached EOF.  The state becomes CLOSED; if no close
         frame was received, ``close_code`` becomes 1006."""
     def events_received(self) -> list[Tuple[int, object]]:
-        """Return and clear the events produced so far, oldest first."""
+        """Return and clear the events produced so far, oldest first; a CLOSE
+        or FAIL that follows data messages is left for the next call."""
+    @property
+    def has_events(self) -> bool:
+        """An event is queued (one ``events_received`` left for later)."""
+    @property
+    def message_ready(self) -> bool:
+        """The next event is a complete message (``receive_from`` returns it
+        without reading)."""
 
     # Outgoing side.  Each call appends one complete frame to the output.
     def send_text(self, data: Union[str, Buffer]) -> None:
@@ -99,6 +110,18 @@ class Protocol:
         failed.  Raises like ``send_text``/``send_binary``."""
     def flush_to(self, fd: int) -> int:
         """Write queued output to ``fd``: the bytes left, or -errno."""
+    def queue_message(self, message: Union[str, Buffer], binary: Optional[bool]) -> int:
+        """``send_to``'s message into the output only, not written (replies to
+        a burst gather this way); the bytes now queued."""
+    def read_message(self, fd: int, watcher: Any, hub: Any,
+                     deferred: bool) -> Union[str, bytes, int]:
+        """``receive_from`` on a plain gevent socket that, instead of
+        answering 0, parks the current greenlet until ``fd`` is readable: it
+        starts ``watcher`` (the socket's read watcher) with the greenlet's
+        ``switch`` and switches to ``hub``.  A message, or 1 (events) or 2
+        (EOF).  With ``deferred``, output waiting to be written does not hold
+        back a complete message.  Exceptions thrown into the wait (a close
+        from another greenlet) propagate."""
 
     # State.
     @property
@@ -208,22 +231,7 @@ def b64encode(data: Buffer) -> bytes: ...
 def utf8_valid(data: Buffer) -> bool: ...
 
 
-class WebSocketBase:
-    """The fields and the per-message methods of ``pyws.WebSocket``: its
-    receive() and send() run their common case in C and leave the rest to
-    the subclass's ``_receive_slow``, ``_send_slow``, ``_finish_direct`` and
-    ``_refuse``."""
-    _proto: Protocol
-    _sock: socket.socket
-    _lock: Any
-    _read_lock: Any
-    _messages: Optional[Any]
-    _rawsock: Any
-    _wakeup: Optional[Any]
-    _last_rx: float
-    _direct: int
-    _fast: bool
-    _dead: bool
-    _used: bool
-    def receive(self) -> Optional[Union[str, bytes]]: ...
-    def send(self, message: Union[str, Buffer], binary: Optional[bool] = None) -> None: ...
+#: The method names the binding calls on Python objects: ``start``/``stop`` on
+#: a gevent watcher, ``switch`` on a greenlet and on gevent's hub (see
+#: ``Protocol.read_message``).  None belongs to pyws's own Python layer.
+CALLED_NAMES: Tuple[str, ...]
