@@ -25,12 +25,11 @@ from __future__ import annotations
 import logging
 import random
 import struct
-import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Type
 from urllib.parse import urlsplit, urlunsplit
 
-from . import _core
+from . import _core, _gevent
 
 if TYPE_CHECKING:
     import redis
@@ -99,10 +98,9 @@ def decode_envelope(data: bytes) -> Tuple[str, str, int, bytes]:
 def _uses_gevent() -> bool:
     """True under gevent with ``socket`` patched, False without gevent;
     RuntimeError for gevent loaded but not patched."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("socket"):
+    if _gevent.patched():
         return True
-    if "gevent" in sys.modules:
+    if _gevent.loaded():
         raise RuntimeError(
             "RedisBus: gevent is imported but the socket module is not "
             "monkey-patched, so redis-py would block the whole gevent hub (every "
