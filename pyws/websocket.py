@@ -532,7 +532,7 @@ class WebSocket(_core.WebSocketBase):
 
     def _schedule_flush(self) -> None:
         """The base deferred a frame (a burst of messages is being answered,
-        see defer_send in csrc/py_websocket.c): make sure it goes out at the
+        see defer_send in csrc/binding/py_websocket.c): make sure it goes out at the
         hub's next turn even if the application stops calling receive()."""
         self._sock.hub.loop.run_callback(self._flush_deferred, False)
 
