@@ -28,8 +28,12 @@ TEST_PACKAGES := chromium chromium-driver redis-server openssl
 CLANG        ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frames handshake
-ENGINE_SRC   := $(wildcard csrc/pyws_*.c)
-ENGINE_HDR   := $(wildcard csrc/pyws_*.h)
+# The sans-I/O engine alone (csrc/engine: no Python, no sockets): what the
+# fuzz targets and the C memcheck session link.  csrc/io and csrc/binding
+# build on it and only go into the extension (setup.py).
+ENGINE_DIR   := csrc/engine
+ENGINE_SRC   := $(wildcard $(ENGINE_DIR)/*.c)
+ENGINE_HDR   := $(wildcard $(ENGINE_DIR)/*.h)
 ASAN_LIBS     = $(shell gcc -print-file-name=libasan.so):$(shell gcc -print-file-name=libubsan.so)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS    ?=
@@ -72,7 +76,7 @@ demo: install
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENGINE_SRC) $(ENGINE_HDR)
 	@mkdir -p build/fuzz
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-Icsrc $< $(ENGINE_SRC) -lwslay -lz -o $@
+		-I$(ENGINE_DIR) $< $(ENGINE_SRC) -lwslay -lz -o $@
 
 fuzz: check-deps $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
@@ -96,7 +100,7 @@ sanitize: check-deps test-deps
 
 build/memcheck/echo_session: tests/memcheck/echo_session.c $(ENGINE_SRC) $(ENGINE_HDR)
 	@mkdir -p build/memcheck
-	gcc -g -O1 -Wall -Wextra -Icsrc $< $(ENGINE_SRC) -lwslay -lz -o $@
+	gcc -g -O1 -Wall -Wextra -I$(ENGINE_DIR) $< $(ENGINE_SRC) -lwslay -lz -o $@
 
 memcheck: check-deps build build/memcheck/echo_session
 	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \

@@ -71,11 +71,18 @@ if os.environ.get("PYWS_SANITIZE"):
     extra_compile_args += san
     extra_link_args += san
 
+# csrc/ in three layers, each only using those before it: engine/ (the
+# sans-I/O protocol engine: no Python.h, no sockets), io/ (reads into the
+# engine and writes its output on a descriptor the caller owns) and
+# binding/ (the pyws._core module).  One include path per layer, so that
+# #include lines name files, not folders.
+LAYERS = ["csrc/engine", "csrc/io", "csrc/binding"]
+
 core = Extension(
     "pyws._core",
-    sources=sorted(glob.glob("csrc/*.c")),
-    depends=sorted(glob.glob("csrc/*.h")),
-    include_dirs=["csrc", *include_dirs],
+    sources=[f for d in LAYERS for f in sorted(glob.glob(os.path.join(d, "*.c")))],
+    depends=[f for d in LAYERS for f in sorted(glob.glob(os.path.join(d, "*.h")))],
+    include_dirs=[*LAYERS, *include_dirs],
     library_dirs=library_dirs,
     libraries=[*(libraries or ["wslay"]), "z"],
     extra_compile_args=extra_compile_args,

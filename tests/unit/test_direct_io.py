@@ -217,9 +217,9 @@ def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0,
                  echo: bool = False) -> Dict[str, Any]:
     """One scenario through one path: the WebSocket's results and output.
     With ``echo``, every message received is sent back at once, as an echo
-    server does: on the gevent direct path the replies to messages that
-    arrived together are written together (see defer_send in
-    csrc/py_websocket.c), which must not change a byte of the output."""
+    server does: on the gevent transport the replies to messages that
+    arrived together are written together (see WebSocket._defer in
+    pyws/websocket.py), which must not change a byte of the output."""
     server, stream, max_size, _ = SCENARIOS[name]
     ours, peer = env.socketpair()
     written: List[bytes] = []

@@ -7,8 +7,75 @@
  *
  * A peer's protocol violation is an outcome, not an error return: the
  * engine queues a close frame with the code (1002, 1007 or 1009) and a
- * reason, emits a FAIL event and stops reading.  Error returns mean misuse
- * or exhausted memory.
+ * reason, emits a FAIL event and stops reading (the same with 1011 if wslay
+ * ever lost step with the input, which is never expected: see "wslay"
+ * below).  Error returns mean misuse or exhausted memory.
+ */
+/*
+ * wslay
+ *
+ * The one place that says what wslay does for the engine, and why the
+ * engine knows exactly what wslay has seen of the input.  Only wslay's
+ * frame parser is used (wslay_frame_context_init, wslay_frame_recv,
+ * wslay_frame_context_free, as in Debian's libwslay 1.1.1), fed through
+ * its recv callback by the reader in pyws_frame.c.
+ *
+ * What wslay does for us:
+ *  - it parses the frame headers the reader hands it (FIN, RSV, opcode,
+ *    payload length) and reports each frame as a wslay_frame_iocb;
+ *  - it refuses (WSLAY_ERR_PROTO; the engine then fails the connection
+ *    with 1002) a control frame with FIN clear or a length over 125, an
+ *    extended length that is not minimally encoded, and a 64-bit length
+ *    with its top bit set;
+ *  - it frames the payload of control frames (125 bytes at most), which
+ *    it hands back in one piece or more.
+ * Every header wslay accepts is therefore 2 bytes long: an extended length
+ * reaches it only when it is not minimally encoded (see below).
+ *
+ * What it does not do:
+ *  - see a masking key: the reader decodes every header itself, checks
+ *    the masking direction (1002 when wrong; that frame and what follows
+ *    never reach wslay), and hands wslay the header without its mask bit
+ *    and key; it unmasks payloads itself, 32 or 16 bytes a step with SIMD,
+ *    else 8 (wslay unmasks one byte at a time);
+ *  - see a data payload: a data frame with a payload and a minimally
+ *    encoded length reaches wslay as its header with length 0 (FIN, RSV
+ *    and opcode as sent), which wslay reports at once; the engine then
+ *    takes the payload from the caller's input, unmasked straight into
+ *    the message (pyws_frame_take_payload: one copy instead of two, no
+ *    call into wslay per 4 KiB).  A data frame header whose length is not
+ *    minimally encoded goes to wslay as sent, and wslay refuses it;
+ *  - send (pyws_frame_send encodes our frames: wslay's sender needs a
+ *    frame context and masks byte by byte), or check anything above
+ *    the frame (opcodes, RSV bits, continuation order, UTF-8, close codes
+ *    and reasons, sizes: pyws_conn.c).
+ *
+ * Why wslay's view of the input is known exactly, with no bookkeeping of
+ * how many bytes it may have taken:
+ *  1. Each call of the recv callback is given ONE of: the next frame's
+ *     whole header (as above), or payload bytes of the current frame when
+ *     its payload goes through wslay (a control frame's, unmasked).  Never
+ *     bytes of two frames, never part of a header.
+ *  2. wslay_frame_recv asks for bytes only when it cannot go on with those
+ *     it holds: fewer than a header's, or none of a payload it is in.  As
+ *     headers come whole, it has then consumed every byte it was handed.
+ *     The reader checks this on every call rather than trusting it: wslay
+ *     moves what it holds to the front of its input buffer before asking,
+ *     so the room it offers is the buffer less what it holds, and that
+ *     room must be the room of the context's first call (an empty buffer).
+ *     Were it ever not, the reader would hand nothing more and the engine
+ *     fail the connection with 1011 (fuzz_frames aborts on a 1011).
+ *  3. So every frame wslay reports is the reader's current frame, the one
+ *     whose header it was handed last: its true payload length is the
+ *     reader's (pyws_frame_current), whether wslay saw that length or 0,
+ *     and the engine checks that wslay's report matches it (opcode, FIN,
+ *     RSV, length; 1011 otherwise).  When wslay answers
+ *     WSLAY_ERR_WANT_READ it holds no byte: if the header handed last has
+ *     a payload for wslay and none of it was handed yet, wslay took that
+ *     header and waits; as wslay reports a frame only with payload bytes,
+ *     the engine checks that header at once (pyws_frame_pending_header).
+ *     And between frames wslay's context holds nothing but an empty
+ *     buffer, so the engine frees it (4 KiB) until bytes arrive again.
  */
 #ifndef PYWS_CONN_H
 #define PYWS_CONN_H

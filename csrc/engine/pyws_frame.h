@@ -2,12 +2,12 @@
  * Frames between memory and wslay's frame layer.
  *
  * wslay's frame API parses what its recv callback gives it.  pyws_frame_io
- * is what that callback sees: the input bytes the parser may read; and, for
- * sending, the buffer encoded frames are appended to and a pool of random
- * bytes for masking keys.  Frames are encoded here, not by wslay's sender,
- * which needs a frame context (4 KiB with its input buffer) and masks byte
- * by byte; the connection engine and the one-shot encoder (used for
- * broadcast: one frame encoded once, the same bytes written to many
+ * is what that callback sees: the input bytes the reader may take; and,
+ * for sending, the buffer encoded frames are appended to and a pool of
+ * random bytes for masking keys.  Frames are encoded here, not by wslay's
+ * sender, which needs a frame context (4 KiB with its input buffer) and
+ * masks byte by byte; the connection engine and the one-shot encoder (used
+ * for broadcast: one frame encoded once, the same bytes written to many
  * sockets) share the encoder.
  */
 #ifndef PYWS_FRAME_H
@@ -23,47 +23,31 @@
 #define PYWS_FRAME_MAX_HEADER 14
 
 /*
- * The input side of the frame layer, between the caller's bytes and wslay.
- *
- * wslay unmasks payloads one byte at a time, which dominates the cost of
- * large messages.  So the reader decodes each frame header itself, checks
- * the masking direction, and hands wslay the header with the mask bit and
- * key removed, followed by the payload unmasked eight bytes at a time.
- * wslay still parses and validates every header (lengths, control frames)
- * and frames the payloads of control frames; it never sees a mask.
- *
- * It also keeps the last header, because wslay reports a frame only once a
- * byte of its payload is there: a header that arrives alone can be checked
- * at once (pyws_frame_pending_header).
- *
- * A data frame's payload does not go through wslay at all: wslay would copy
- * it into its 4 KiB input buffer and hand it out from there, one buffer at
- * a time, and the engine would copy it again into the message.  wslay gets
- * the frame's header with a payload length of 0 (opcode, FIN and RSV bits
- * as sent), reports the frame, and the engine then takes the payload with
- * pyws_frame_take_payload, unmasked straight into the message.  A header
- * whose length is not minimally encoded goes to wslay as sent, so that wslay
- * refuses it as before.
+ * The input side of the frame layer, between the caller's bytes and wslay:
+ * the reader.  What it hands wslay, and why wslay's view of the stream is
+ * then known exactly, is stated in one place: "wslay" in pyws_conn.h.
  */
 typedef struct pyws_frame_reader {
-  uint8_t header[PYWS_FRAME_MAX_HEADER];
+  uint8_t header[PYWS_FRAME_MAX_HEADER]; /* the next header, as it arrives */
   size_t have;            /* header bytes collected */
   size_t need;            /* header length (2 until the second byte is seen) */
-  uint8_t out[PYWS_FRAME_MAX_HEADER - 4]; /* the header as wslay gets it */
-  size_t out_len, out_pos;
-  int in_payload;         /* the header is complete, payload bytes follow */
-  uint64_t payload_length;
-  uint64_t payload_left;
-  uint8_t key[4];         /* masking key of the current frame */
+  /* The current frame: the one whose header wslay was handed last. */
+  uint8_t first;          /* its first byte (FIN, RSV, opcode) */
   int masked;
+  uint8_t key[4];         /* its masking key */
+  uint64_t payload_length;
+  uint64_t payload_left;  /* payload bytes not yet handed or taken */
   uint64_t offset;        /* payload bytes unmasked so far (key phase) */
+  int bypass;             /* its payload is for pyws_frame_take_payload;
+                             wslay was handed its header with length 0 */
   int expect_masked;      /* server role: frames must be masked */
   int wrong_mask;         /* a frame broke the masking rule; it and all that
                              follows were withheld from wslay */
-  uint64_t handed;        /* bytes given to wslay so far (headers as
-                             rewritten, payloads) */
-  int bypass;             /* the current frame's payload is for
-                             pyws_frame_take_payload, not wslay */
+  size_t room;            /* what wslay's recv callback may write, as on a
+                             fresh context (its whole input buffer); 0
+                             until the first call */
+  int out_of_step;        /* wslay asked for bytes while holding some:
+                             nothing more is handed (never expected) */
 } pyws_frame_reader;
 
 typedef struct pyws_frame_io {
@@ -75,9 +59,14 @@ typedef struct pyws_frame_io {
   pyws_frame_reader reader;
 } pyws_frame_io;
 
-/* If the bytes given to wslay end with a complete frame header and none of
- * its payload, describe that frame in `iocb` (fin, rsv, opcode, mask as
- * sent, payload_length; no data) and return 1; else 0. */
+/* The current frame as sent (fin, rsv, opcode, mask, its true
+ * payload_length; no data).  Every frame wslay reports is this one. */
+void pyws_frame_current(const pyws_frame_io *io, struct wslay_frame_iocb *iocb);
+
+/* After wslay answered WSLAY_ERR_WANT_READ: 1 and the frame in `iocb` (as
+ * pyws_frame_current) if wslay took the current frame's header and waits
+ * for its first payload byte (wslay reports a frame only with payload
+ * bytes); else 0. */
 int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb);
 
 /* The payload bytes still to take of a frame whose payload bypasses wslay
@@ -87,6 +76,10 @@ uint64_t pyws_frame_payload_left(const pyws_frame_io *io);
 /* Take up to `max` payload bytes of that frame from the input, unmasked
  * into `dst`; returns how many (0 when the input is exhausted). */
 size_t pyws_frame_take_payload(pyws_frame_io *io, uint8_t *dst, size_t max);
+
+/* 1 if wslay was ever seen holding bytes it had not consumed when it asked
+ * for more (pyws_conn then fails the connection with 1011). */
+int pyws_frame_out_of_step(const pyws_frame_io *io);
 
 /* Create a wslay frame context reading through `io` (which must outlive
  * it); for parsing only.  0 or PYWS_ERR_NOMEM.  Free with

@@ -1,39 +1,31 @@
 /*
  * Theory of operation.
  *
- * wslay's frame layer (wslay_frame_recv) parses frame headers, rejects
- * malformed ones (fragmented or over-long control frames, non-minimal
- * lengths) and hands back one chunk of one frame per call; the reader in
- * pyws_frame.c feeds it, checking the masking direction and unmasking
- * payloads with SIMD on the way.  A data frame's payload skips wslay:
- * wslay sees the frame's header with length 0, and take_payload unmasks
- * the payload straight into the message (one copy instead of two, and no
- * call into wslay per 4 KiB).
+ * Frames are parsed by wslay's frame layer, fed by the reader in
+ * pyws_frame.c; what wslay does for us and how its view of the stream is
+ * kept exact are stated in one place, "wslay" in pyws_conn.h.
  *
  * This file is the message layer above it: it checks what RFC 6455 asks of
- * each frame (masking direction, reserved bits and opcodes, continuation
- * order), assembles fragmented messages, validates text as
- * it arrives (a message fails at its first invalid byte, not at its end),
- * enforces the maximum message size as soon as a frame header announces a
- * length, answers pings, and runs the closing handshake.
+ * each frame (reserved bits and opcodes, continuation order; the reader
+ * checked the masking direction), assembles fragmented messages, validates
+ * text as it arrives (a message fails at its first invalid byte, not at
+ * its end), enforces the maximum message size as soon as a frame header
+ * announces a length, answers pings, and runs the closing handshake.
  *
  * wslay's event layer would do much of this, but it sends close frames
  * without a status code on malformed headers, accepts a one-byte close
  * payload, and validates close reasons per chunk; owning this layer keeps
  * every close code and reason exact.
  *
- * wslay reports a frame only with payload bytes, so a header that arrives
- * alone is taken from pyws_frame_pending_header and checked at once.
- *
  * Frames we send are encoded by pyws_frame_send into the output buffer;
  * the caller writes the buffer out.
  *
  * wslay's frame context carries a 4 KiB input buffer, more than everything
  * else a connection holds.  Between frames wslay keeps no state but that
- * buffer, so the context exists only while it is in use: it is created when
- * bytes arrive and freed again once wslay holds none of the input (every
- * byte handed to it belongs to frames it reported in full).  An idle
- * connection then costs only this struct.
+ * buffer, and the buffer holds no byte once pyws_conn_recv returns; so the
+ * context exists only while it is in use: it is created when bytes arrive
+ * and freed again when no frame is in progress.  An idle connection then
+ * costs only this struct.
  *
  * With permessage-deflate (RFC 7692), RSV1 on a message's first frame marks
  * it compressed: its payload goes through pyws_deflate on the way into the
@@ -61,7 +53,6 @@
 struct pyws_conn {
   wslay_frame_context_ptr frame; /* NULL while idle (see above) */
   pyws_frame_io io;
-  uint64_t consumed; /* input bytes wslay reported (headers and payloads) */
   pyws_buf out;
   int server;
   uint64_t max_message_size;
@@ -138,11 +129,11 @@ static int frame_acquire(pyws_conn *c) {
   return pyws_frame_context_new(&c->frame, &c->io);
 }
 
-/* Free wslay's frame context when it holds nothing we need: no part of a
- * frame is waiting in its input buffer (or we stopped reading). */
+/* Free wslay's frame context when it holds nothing we need: between frames
+ * (once pyws_conn_recv returns, wslay holds no input byte: see "wslay" in
+ * pyws_conn.h), or once we stopped reading. */
 static void frame_release_if_idle(pyws_conn *c) {
-  if (c->frame != NULL &&
-      (!c->reading || (!c->in_frame && c->consumed == c->io.reader.handed))) {
+  if (c->frame != NULL && (!c->reading || !c->in_frame)) {
     wslay_frame_context_free(c->frame);
     c->frame = NULL;
   }
@@ -270,13 +261,6 @@ static uint64_t wire_limit(uint64_t limit) {
   return limit > UINT64_MAX - slack ? UINT64_MAX : limit + slack;
 }
 
-/* The length of a frame header as wslay gets it (without a masking key):
- * wslay refuses lengths that are not minimally encoded, so the payload
- * length decides it. */
-static uint64_t wslay_header_length(uint64_t payload_length) {
-  return 2 + (payload_length > 65535 ? 8 : payload_length > 125 ? 2 : 0);
-}
-
 /* Send a close frame: code 1005 means an empty payload. */
 static int write_close(pyws_conn *c, uint16_t code, const uint8_t *reason,
                        size_t reason_len) {
@@ -374,29 +358,35 @@ static int check_rsv(pyws_conn *c, const struct wslay_frame_iocb *f) {
   return 0;
 }
 
-/* The payload length of the frame wslay reports: as wslay saw it, unless
- * the frame is the one whose payload bypasses wslay (pyws_frame.h): wslay
- * saw length 0, and that frame's header is the last byte it was handed. */
-static uint64_t frame_payload_length(const pyws_conn *c, const struct wslay_frame_iocb *f) {
-  if (f->payload_length == 0 && !(f->opcode & 0x8) &&
-      c->consumed + wslay_header_length(0) == c->io.reader.handed &&
-      pyws_frame_payload_left(&c->io) > 0) {
-    return c->io.reader.payload_length;
-  }
-  return f->payload_length;
+/* wslay lost step with the reader (never expected: see "wslay" in
+ * pyws_conn.h). */
+static int fail_out_of_step(pyws_conn *c) {
+  return fail(c, 1011, "internal error: the frame parser lost step with the input");
 }
 
+/* A frame starts: `f` as wslay reported it (or as the reader describes a
+ * header wslay took, pyws_frame_pending_header).  It is the reader's
+ * current frame, the one whose header wslay was handed last; its payload
+ * length is the reader's, as wslay saw length 0 for a payload that
+ * bypasses it. */
 static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
   char why[80];
   int compressed = (f->rsv & WSLAY_RSV1_BIT) != 0;
-  uint64_t payload_length = frame_payload_length(c, f);
+  struct wslay_frame_iocb cur;
+  uint64_t payload_length;
+  pyws_frame_current(&c->io, &cur);
+  payload_length = cur.payload_length;
+  if (f->opcode != cur.opcode || f->fin != cur.fin || f->rsv != cur.rsv ||
+      f->payload_length != (pyws_frame_payload_left(&c->io) > 0 ? 0 : payload_length)) {
+    return fail_out_of_step(c);
+  }
   if (f->rsv != 0) {
     int rv = check_rsv(c, f);
     if (rv != 0 || !c->reading) {
       return rv;
     }
   }
-  /* The masking direction was checked by the reader (pyws_frame.h). */
+  /* The reader checked the masking direction ("wslay" in pyws_conn.h). */
   switch (f->opcode) {
   case WSLAY_CONTINUATION_FRAME:
     if (c->msg_opcode == 0) {
@@ -442,7 +432,6 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
   if ((f->opcode & 0x8) && c->ctrl == NULL && (c->ctrl = malloc(125)) == NULL) {
     return PYWS_ERR_NOMEM;
   }
-  c->consumed += wslay_header_length(f->payload_length);
   c->frame_opcode = f->opcode;
   c->frame_fin = f->fin;
   c->frame_len = payload_length;
@@ -585,7 +574,6 @@ static int on_chunk(pyws_conn *c, const struct wslay_frame_iocb *f) {
       }
     }
     c->frame_got += f->data_length;
-    c->consumed += f->data_length;
   }
   if (c->frame_got == c->frame_len) {
     c->in_frame = 0;
@@ -594,9 +582,10 @@ static int on_chunk(pyws_conn *c, const struct wslay_frame_iocb *f) {
   return 0;
 }
 
-/* The payload of a data frame that bypasses wslay (pyws_frame.h), as far as
- * the input goes: unmasked straight into the message buffer, or through a
- * chunk on the stack into the decompressor; checked as on_chunk checks it. */
+/* The payload of a data frame that bypasses wslay ("wslay" in pyws_conn.h),
+ * as far as the input goes: unmasked straight into the message buffer, or
+ * through a chunk on the stack into the decompressor; checked as on_chunk
+ * checks it. */
 static int take_payload(pyws_conn *c) {
   while (c->reading) {
     uint64_t left = pyws_frame_payload_left(&c->io);
@@ -659,6 +648,10 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
     memset(&iocb, 0, sizeof(iocb));
     r = wslay_frame_recv(c->frame, &iocb);
     if (r == WSLAY_ERR_WANT_READ) {
+      if (pyws_frame_out_of_step(&c->io)) {
+        rv = fail_out_of_step(c);
+        break;
+      }
       /* Everything before a frame with the wrong masking was processed;
        * that frame and what follows never reached wslay. */
       if (c->io.reader.wrong_mask) {
@@ -668,7 +661,9 @@ int pyws_conn_recv(pyws_conn *c, const uint8_t *data, size_t len) {
       /* A header that came without payload is checked now, not when its
        * payload starts to arrive. */
       if (!c->in_frame && pyws_frame_pending_header(&c->io, &iocb)) {
-        if ((rv = on_frame_start(c, &iocb)) == 0 && c->reading) {
+        if ((rv = on_frame_start(c, &iocb)) != 0) {
+          c->reading = 0; /* wslay took that header: it is in no state to go on */
+        } else if (c->reading) {
           c->in_frame = 1;
         }
       }

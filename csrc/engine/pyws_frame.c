@@ -1,11 +1,10 @@
 /*
- * wslay's recv callback over memory, and the frame encoder (see
- * pyws_frame.h).
+ * wslay's recv callback over memory (the reader: see "wslay" in
+ * pyws_conn.h), and the frame encoder (see pyws_frame.h).
  *
- * The recv callback is the reader described in pyws_frame.h: wslay gets
- * headers without masks and payloads already unmasked.  The encoder writes
- * RFC 6455 section 5.2 frames with the shortest length encoding, as wslay's
- * sender did, into room reserved up front for the whole frame.
+ * The encoder writes RFC 6455 section 5.2 frames with the shortest length
+ * encoding, as wslay's sender did, into room reserved up front for the
+ * whole frame.
  */
 #include "pyws_frame.h"
 
@@ -85,85 +84,91 @@ static int length_is_minimal(uint8_t len7, uint64_t n) {
          (len7 == 127 && n > 65535 && !(n >> 63));
 }
 
-/* A header is complete: check its masking, then prepare what wslay gets. */
-static void header_done(pyws_frame_reader *r) {
+/* A header is complete: check its masking, make it the current frame and
+ * write into `buf` the header wslay gets.  Returns that header's length (0:
+ * the masking rule was broken, nothing is handed). */
+static size_t header_done(pyws_frame_reader *r, uint8_t *buf) {
   uint8_t len7 = r->header[1] & 0x7f;
   size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
   uint64_t n = len7;
   size_t i;
+  r->have = 0;
+  r->need = 2;
   r->masked = (r->header[1] & 0x80) != 0;
   if (r->masked != r->expect_masked) {
     r->wrong_mask = 1;
-    return;
+    return 0;
   }
   if (ext) {
     n = 0;
     for (i = 0; i < ext; i++) n = n << 8 | r->header[2 + i];
   }
   if (r->masked) memcpy(r->key, r->header + 2 + ext, 4);
-  r->out[0] = r->header[0];
-  r->out[1] = len7; /* mask bit cleared */
-  memcpy(r->out + 2, r->header + 2, ext);
-  r->out_len = 2 + ext;
-  r->out_pos = 0;
+  r->first = r->header[0];
   r->payload_length = r->payload_left = n;
   r->offset = 0;
-  r->in_payload = n > 0;
-  r->have = 0;
-  r->need = 2;
   /* A data frame with a payload and a well-formed length: wslay gets its
-   * header with length 0, the engine its payload (see pyws_frame.h). */
-  r->bypass = !(r->header[0] & 0x08) && n > 0 && length_is_minimal(len7, n);
+   * header with length 0, the engine its payload.  Any other header goes
+   * as sent, without its mask bit and key. */
+  r->bypass = !(r->first & 0x08) && n > 0 && length_is_minimal(len7, n);
+  buf[0] = r->first;
   if (r->bypass) {
-    r->out[1] = 0;
-    r->out_len = 2;
+    buf[1] = 0;
+    return 2;
   }
+  buf[1] = len7;
+  memcpy(buf + 2, r->header + 2, ext);
+  return 2 + ext;
 }
 
-/* Fill wslay's buffer (`buf`, `len`) from the caller's input: headers
- * rewritten, payloads unmasked.  Returns the bytes written. */
-static size_t read_frames(pyws_frame_io *io, uint8_t *buf, size_t len) {
+/* wslay's recv callback: fill `buf` (`len` bytes of room) from the input
+ * with ONE of: the rest of the current frame's payload when it goes
+ * through wslay, unmasked; or the next frame's whole header, rewritten.
+ * Never bytes of two frames, never part of a header (see "wslay" in
+ * pyws_conn.h).  Returns the bytes written; 0 makes wslay answer
+ * WSLAY_ERR_WANT_READ. */
+static size_t hand_to_wslay(pyws_frame_io *io, uint8_t *buf, size_t len) {
   pyws_frame_reader *r = &io->reader;
-  size_t n = 0;
-  while (n < len && !r->wrong_mask) {
-    if (r->out_pos < r->out_len) {
-      size_t take = r->out_len - r->out_pos < len - n ? r->out_len - r->out_pos : len - n;
-      memcpy(buf + n, r->out + r->out_pos, take);
-      r->out_pos += take;
-      n += take;
-    } else if (io->in_len == 0 || (r->in_payload && r->bypass)) {
-      break; /* out of input, or a payload that bypasses wslay */
-    } else if (r->in_payload) {
-      size_t take = len - n < io->in_len ? len - n : io->in_len;
-      if (take > r->payload_left) take = (size_t)r->payload_left;
-      if (r->masked) {
-        unmask_copy(buf + n, io->in, take, r->key, r->offset);
-      } else {
-        memcpy(buf + n, io->in, take);
-      }
-      io->in += take;
-      io->in_len -= take;
-      n += take;
-      r->offset += take;
-      r->payload_left -= take;
-      if (r->payload_left == 0) r->in_payload = 0;
+  /* wslay moves what it holds to the front of its buffer before each call,
+   * so the room it offers is the buffer less what it holds: the room of
+   * the first call (a fresh context holds nothing) means it holds none. */
+  if (r->room == 0) r->room = len;
+  if (len != r->room || len < PYWS_FRAME_MAX_HEADER) r->out_of_step = 1;
+  if (r->out_of_step || r->wrong_mask) {
+    return 0;
+  }
+  if (r->payload_left > 0) {
+    size_t take = len < io->in_len ? len : io->in_len;
+    if (r->bypass) {
+      return 0; /* pyws_frame_take_payload's (wslay does not ask then) */
+    }
+    if (take > r->payload_left) take = (size_t)r->payload_left;
+    if (r->masked) {
+      unmask_copy(buf, io->in, take, r->key, r->offset);
     } else {
-      if (r->need == 0) r->need = 2;
-      r->header[r->have++] = *io->in++;
-      io->in_len--;
-      if (r->have == 2) {
-        uint8_t len7 = r->header[1] & 0x7f;
-        r->need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((r->header[1] & 0x80) ? 4 : 0);
-      }
-      if (r->have == r->need) header_done(r);
+      memcpy(buf, io->in, take);
+    }
+    io->in += take;
+    io->in_len -= take;
+    r->offset += take;
+    r->payload_left -= take;
+    return take;
+  }
+  if (r->need == 0) r->need = 2;
+  while (io->in_len > 0 && r->have < r->need) {
+    r->header[r->have++] = *io->in++;
+    io->in_len--;
+    if (r->have == 2) {
+      uint8_t len7 = r->header[1] & 0x7f;
+      r->need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((r->header[1] & 0x80) ? 4 : 0);
     }
   }
-  return n;
+  return r->have == r->need ? header_done(r, buf) : 0;
 }
 
 uint64_t pyws_frame_payload_left(const pyws_frame_io *io) {
   const pyws_frame_reader *r = &io->reader;
-  return r->bypass && r->in_payload && r->out_pos == r->out_len ? r->payload_left : 0;
+  return r->bypass ? r->payload_left : 0;
 }
 
 size_t pyws_frame_take_payload(pyws_frame_io *io, uint8_t *dst, size_t max) {
@@ -182,34 +187,39 @@ size_t pyws_frame_take_payload(pyws_frame_io *io, uint8_t *dst, size_t max) {
   r->offset += take;
   r->payload_left -= take;
   if (r->payload_left == 0) {
-    r->in_payload = 0;
     r->bypass = 0;
   }
   return take;
 }
 
-int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb) {
+void pyws_frame_current(const pyws_frame_io *io, struct wslay_frame_iocb *iocb) {
   const pyws_frame_reader *r = &io->reader;
-  if (!r->in_payload || r->bypass || r->payload_left != r->payload_length ||
-      r->out_pos < r->out_len) {
-    return 0;
-  }
   memset(iocb, 0, sizeof(*iocb));
-  iocb->fin = (r->out[0] >> 7) & 1;
-  iocb->rsv = (r->out[0] >> 4) & 7;
-  iocb->opcode = r->out[0] & 0xf;
+  iocb->fin = (r->first >> 7) & 1;
+  iocb->rsv = (r->first >> 4) & 7;
+  iocb->opcode = r->first & 0xf;
   iocb->mask = (uint8_t)r->masked;
   iocb->payload_length = r->payload_length;
+}
+
+int pyws_frame_pending_header(const pyws_frame_io *io, struct wslay_frame_iocb *iocb) {
+  const pyws_frame_reader *r = &io->reader;
+  /* wslay holds nothing once it answers WSLAY_ERR_WANT_READ; a header
+   * handed last, with a payload for wslay of which nothing was handed, is
+   * one wslay took and waits on. */
+  if (r->out_of_step || r->bypass || r->payload_left == 0 ||
+      r->payload_left != r->payload_length) {
+    return 0;
+  }
+  pyws_frame_current(io, iocb);
   return 1;
 }
 
+int pyws_frame_out_of_step(const pyws_frame_io *io) { return io->reader.out_of_step; }
+
 static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *user) {
-  pyws_frame_io *io = user;
-  size_t n = read_frames(io, buf, len);
   (void)flags;
-  io->reader.handed += n;
-  /* 0 makes wslay answer WSLAY_ERR_WANT_READ. */
-  return (ssize_t)n;
+  return (ssize_t)hand_to_wslay(user, buf, len);
 }
 
 /* A masking key from the pool of random bytes (refilled as needed). */
@@ -231,6 +241,7 @@ int pyws_frame_context_new(wslay_frame_context_ptr *ctx, pyws_frame_io *io) {
   if (wslay_frame_context_init(ctx, &cb, io) != 0) {
     return PYWS_ERR_NOMEM;
   }
+  io->reader.room = 0; /* learnt again from the new context's first call */
   return 0;
 }
 

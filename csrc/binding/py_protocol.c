@@ -589,7 +589,7 @@ static PyMethodDef Protocol_methods[] = {
     {"read_message", (PyCFunction)(void (*)(void))pyws_py_read_message, METH_FASTCALL,
      "read_message(fd, watcher, hub, deferred): receive_from on a plain gevent socket, "
      "waiting on its read watcher at the hub instead of returning 0 (see "
-     "csrc/py_gevent_read.c)."},
+     "csrc/binding/py_gevent_read.c)."},
     {"send_text", (PyCFunction)Protocol_send_text, METH_O, "Queue a text message."},
     {"send_binary", (PyCFunction)Protocol_send_binary, METH_O, "Queue a binary message."},
     {"send_ping", (PyCFunction)Protocol_send_ping, METH_VARARGS, "Queue a ping."},
