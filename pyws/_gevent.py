@@ -12,8 +12,8 @@ that moves one fails one test with a clear message:
 - ``gevent._socket3.socket`` is the class of a plain gevent socket, patched or
   not (under ``monkey.patch_all()`` it *is* ``socket.socket``); TLS sockets
   are a subclass of it, so "plain" means exactly that class;
-- its ``_sock`` is the stdlib socket it wraps, whose ``fileno()`` reads -1 once
-  gevent closed it (gevent swaps in a closed stand-in);
+- its ``_sock`` is the stdlib socket it wraps (a ``_socket.socket``), whose
+  ``fileno()`` reads -1 once gevent has closed it;
 - its ``_read_event`` / ``_write_event`` are libev/libuv watchers with
   ``start(callback)``, ``stop()`` and ``callback``, set to None on close;
 - its ``hub`` has ``switch()`` and ``loop.run_callback()``;
@@ -83,24 +83,20 @@ class _TimedOut(Exception):
 class SocketWaiter:
     """Waits for one plain gevent socket to become readable or writable.
 
-    ``raw`` is the stdlib socket gevent wraps (``raw.fileno()`` reads -1 once
-    closed), ``read_watcher`` and ``hub`` what the C fast path needs for its
-    own wait (``Protocol.read_message``).  Built once per WebSocket.
+    ``raw`` is the stdlib socket gevent wraps: its ``fileno()`` stays the
+    connection's descriptor until gevent really closes it (after the waiters
+    were woken, at the hub's next turn), then reads -1.  ``read_watcher`` and
+    ``hub`` are what the C fast path needs for its own wait
+    (``Protocol.read_message``).  Built once per WebSocket.
     """
 
-    __slots__ = ("sock", "raw", "read_watcher", "write_watcher", "hub")
+    __slots__ = ("sock", "raw", "read_watcher", "hub")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         self.raw = sock._sock
         self.read_watcher = sock._read_event
-        self.write_watcher = sock._write_event
         self.hub = sock.hub
-
-    def fileno(self) -> int:
-        # Read each time: gevent replaces _sock with a closed stand-in.
-        fd: int = self.sock._sock.fileno()
-        return fd
 
     def wait(self, write: bool, timeout: Optional[float]) -> None:
         """Park the current greenlet until the socket is ready.  OSError if it

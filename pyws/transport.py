@@ -58,10 +58,13 @@ class Transport:
     #: write a frame to it directly.
     direct = False
 
-    __slots__ = ("sock",)
+    __slots__ = ("sock", "fileno")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
+        #: The descriptor, -1 once the socket is closed (so that a system
+        #: call on a closed socket fails instead of reaching a reused number).
+        self.fileno: Callable[[], int] = self._checked_fileno
 
     # -- concurrency of this socket's world ---------------------------------
 
@@ -86,8 +89,7 @@ class Transport:
 
     # -- bytes ---------------------------------------------------------------
 
-    def fileno(self) -> int:
-        """The descriptor, -1 once closed."""
+    def _checked_fileno(self) -> int:
         try:
             fd: int = self.sock.fileno()
         except (OSError, ValueError):
@@ -180,6 +182,11 @@ class _FdTransport(Transport):
     direct = True
     __slots__ = ()
 
+    def __init__(self, sock: Any, raw: Any) -> None:
+        super().__init__(sock)
+        # A stdlib socket's own fileno(), in C: -1 once it is closed.
+        self.fileno = raw.fileno
+
     def fill(self, proto: _core.Protocol, deadline: Optional[float] = None,
              deferred: bool = False) -> Received:
         readable = False
@@ -219,6 +226,9 @@ class BlockingTransport(_FdTransport):
 
     __slots__ = ()
 
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock, sock)
+
     def wait(self, write: bool, deadline: Optional[float]) -> None:
         fd = self.fileno()
         if fd < 0:
@@ -244,8 +254,8 @@ class GeventTransport(_FdTransport):
     __slots__ = ("waiter",)
 
     def __init__(self, sock: Any) -> None:
-        super().__init__(sock)
-        self.waiter = _gevent.SocketWaiter(sock)
+        waiter = self.waiter = _gevent.SocketWaiter(sock)
+        super().__init__(sock, waiter.raw)
 
     def new_lock(self) -> Any:
         return _gevent.new_lock()
@@ -262,15 +272,12 @@ class GeventTransport(_FdTransport):
     def call_soon(self, function: Callable[..., None], *args: Any) -> None:
         _gevent.call_soon(self.sock, function, *args)
 
-    def fileno(self) -> int:
-        return self.waiter.fileno()
-
     def fill(self, proto: _core.Protocol, deadline: Optional[float] = None,
              deferred: bool = False) -> Received:
         waiter = self.waiter
         if deadline is None and self.sock.timeout is None:
             # The common case, in C: read, park at the hub, read.
-            got: Received = proto.read_message(waiter.fileno(), waiter.read_watcher,
+            got: Received = proto.read_message(self.fileno(), waiter.read_watcher,
                                                waiter.hub, deferred)
             return got
         return super().fill(proto, deadline if deadline is not None

@@ -250,6 +250,7 @@ class WebSocket:
             self._flush_deferred(True)
         # acquire/release rather than `with`: a `with` keeps a bound
         # __exit__ alive for as long as the wait, on every idle connection.
+        fill = self._transport.fill
         lock = self._read_lock
         lock.acquire()
         try:
@@ -266,7 +267,7 @@ class WebSocket:
                 # Nothing queued: no queue while waiting (_process makes one).
                 self._messages = None
                 try:
-                    got = self._transport.fill(proto, None, self._deferred)
+                    got = fill(proto, None, self._deferred)
                 except OSError:  # timed out, or closed by another task
                     self._eof()
                     continue
@@ -409,7 +410,9 @@ class WebSocket:
             if self._defers and proto.message_ready:
                 self._defer(message, binary)
                 return
-            left = transport.send_message(proto, message, binary)
+            # The cooperative transport is gevent's fd transport: the engine
+            # writes the frame from the message's own buffer.
+            left = proto.send_to(transport.fileno(), message, binary)
             if left:
                 self._finish_write(left)
             return
