@@ -2,7 +2,7 @@
 """pyws benchmark suite: pyws against its peers and a C reference.
 
     python3 bench/run.py            # the full run, a few minutes
-    python3 bench/run.py --quick    # a smoke run of about half a minute
+    python3 bench/run.py --quick    # a smoke run of about a minute
 
 Builds the C load generator and reference server into bench/build/, starts
 every server in turn on 127.0.0.1 (pinned to core 0, the load generator to
@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -43,6 +43,9 @@ REF_SERVER = BUILD / "ref_server"
 
 MAX_MESSAGE_SIZE = 16 << 20  # every server accepts 1 MiB messages with room to spare
 CORE_SERVER, CORE_LOADGEN = "0", "1"
+#: What a gevent mode of pyws (monkey-patched, or gunicorn's gevent worker)
+#: should reach of unpatched pyws's figure, measured in the same round.
+GEVENT_TARGET = 0.85
 
 
 # ---- what runs --------------------------------------------------------------
@@ -56,16 +59,47 @@ class Server:
     modules: List[str]          # imported to tell whether it is installed
     packages: List[str]         # distributions whose versions are recorded
     options: List[str] = field(default_factory=list)  # extra command-line options
+    # Run the script under gevent's monkey.patch_all() (servers/patched.py).
+    patched: bool = False
+    # gunicorn's options (worker class...): then script is the "module:app"
+    # that gunicorn serves, from bench/servers/ (see gunicorn_server()).
+    gunicorn: List[str] = field(default_factory=list)
+    # A gevent mode of pyws: the unpatched pyws server it is compared with.
+    against: Optional[str] = None
     available: bool = True
     reason: str = ""
     versions: Dict[str, str] = field(default_factory=dict)
 
-    def argv(self, port: int) -> List[str]:
+    def argv(self, port: int, capacity: int) -> List[str]:
+        """The command line; ``capacity``: the most connections a run opens
+        at once, for servers that must be sized for them (gunicorn's)."""
         if self.script is None:
             return [str(REF_SERVER), "--port", str(port), "--max-size", str(MAX_MESSAGE_SIZE),
                     *self.options]
-        return [sys.executable, str(SERVERS_DIR / self.script), "--port", str(port),
-                "--max-size", str(MAX_MESSAGE_SIZE)]
+        if self.gunicorn:
+            return [sys.executable, "-m", "gunicorn", *self.gunicorn, "--workers", "1",
+                    "--bind", f"127.0.0.1:{port}", "--chdir", str(SERVERS_DIR),
+                    # gthread: a thread per connection; both: the cap on
+                    # connections open at once (1000 by default).
+                    "--threads", str(capacity), "--worker-connections", str(capacity),
+                    "--env", f"PYWS_MAX_MESSAGE_SIZE={MAX_MESSAGE_SIZE}",
+                    # A fixed path shared by every gunicorn on the machine.
+                    "--no-control-socket",
+                    # SIGTERM stops it within Running.stop()'s wait.
+                    "--graceful-timeout", "2", self.script]
+        script = ["patched.py", self.script] if self.patched else [self.script]
+        return [sys.executable, *(str(SERVERS_DIR / name) for name in script),
+                "--port", str(port), "--max-size", str(MAX_MESSAGE_SIZE)]
+
+
+def gunicorn_server(key: str, label: str, how: str, app: str, worker: List[str],
+                    modules: List[str], packages: List[str],
+                    against: Optional[str] = None) -> Server:
+    """A server run as ``gunicorn -k ... --workers 1 module:app``, the app from
+    bench/servers/: the master and its one worker are both pinned (taskset
+    covers the process it starts and its children); memory is the worker's."""
+    return Server(key, label, how, app, ["gunicorn", *modules], ["gunicorn", *packages],
+                  gunicorn=worker, against=against)
 
 
 REF = "c-ref"
@@ -73,6 +107,18 @@ REF = "c-ref"
 ECHO_SERVERS = [
     Server("pyws", "pyws", "pyws.WebSocketServer (gevent pywsgi), plain WSGI app",
            "pyws_echo.py", ["gevent", "pyws._core"], ["gevent"]),
+    Server("pyws-patched", "pyws patched",
+           "pyws.WebSocketServer, plain WSGI app, after gevent's monkey.patch_all()",
+           "pyws_echo.py", ["gevent", "pyws._core"], ["gevent"], patched=True, against="pyws"),
+    gunicorn_server("pyws-gunicorn-gevent", "pyws gunicorn gevent",
+                    "gunicorn -k pyws.gunicorn.GeventWebSocketWorker -w 1, plain WSGI app "
+                    "(gunicorn monkey-patches)", "wsgi_echo:app",
+                    ["--worker-class", "pyws.gunicorn.GeventWebSocketWorker"],
+                    ["pyws.gunicorn"], ["gevent"], against="pyws"),
+    gunicorn_server("pyws-sock-gthread", "pyws Sock gthread",
+                    "Flask + pyws.flask.Sock under gunicorn -k gthread -w 1, a thread per "
+                    "connection", "pywsflask_echo:app", ["--worker-class", "gthread"],
+                    ["flask", "pyws.flask"], ["Flask"]),
     Server("gevent-websocket", "gevent-websocket",
            "gevent WSGIServer + geventwebsocket.handler.WebSocketHandler",
            "geventws_echo.py", ["gevent", "geventwebsocket"], ["gevent-websocket", "gevent"]),
@@ -92,6 +138,10 @@ ECHO_SERVERS = [
 BROADCAST_SERVERS = [
     Server("pyws-hub", "pyws Hub", "pyws.Hub room: hub.broadcast() per message",
            "pyws_broadcast.py", ["gevent", "pyws._core"], ["gevent"]),
+    Server("pyws-hub-patched", "pyws Hub patched",
+           "pyws.Hub room as pyws-hub, after gevent's monkey.patch_all()",
+           "pyws_broadcast.py", ["gevent", "pyws._core"], ["gevent"], patched=True,
+           against="pyws-hub"),
     Server("gevent-websocket-loop", "gevent-websocket loop",
            "gevent-websocket: for ws in clients: ws.send(msg)",
            "geventws_broadcast.py", ["gevent", "geventwebsocket"], ["gevent-websocket"]),
@@ -100,6 +150,12 @@ BROADCAST_SERVERS = [
            None, [], [], options=["--broadcast"]),
 ]
 BROADCAST_BASELINE = "gevent-websocket-loop"
+#: The fastest Python server known: every pyws mode's ratio to it.
+PICOWS = "picows"
+
+
+def pyws_modes(servers: List[Server]) -> List[Server]:
+    return [s for s in servers if s.key.startswith("pyws")]
 
 
 @dataclass
@@ -263,17 +319,25 @@ def pinned(core: str, argv: List[str], pin: bool) -> List[str]:
     return ["taskset", "-c", core, *argv] if pin else argv
 
 
-class Running:
-    """One server process on a free port."""
+def children(pid: int) -> List[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
-    def __init__(self, srv: Server, pin: bool, logdir: Path) -> None:
+
+class Running:
+    """One server process on a free port (for gunicorn: its master, which
+    starts one worker)."""
+
+    def __init__(self, srv: Server, pin: bool, logdir: Path, capacity: int) -> None:
         self.srv = srv
         self.port = free_port()
         self.log = open(logdir / f"{srv.key}.log", "ab")
         self.log.write(f"\n==== {dt.datetime.now().isoformat(timespec='seconds')} "
                        f"port {self.port}\n".encode())
         self.log.flush()
-        self.proc = subprocess.Popen(pinned(CORE_SERVER, srv.argv(self.port), pin),
+        self.proc = subprocess.Popen(pinned(CORE_SERVER, srv.argv(self.port, capacity), pin),
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      env=child_env(), cwd=str(BENCH))
         self._wait_ready()
@@ -285,7 +349,14 @@ class Running:
                 raise RuntimeError(f"{self.srv.key} exited with {self.proc.returncode} "
                                    f"at start-up (see bench/results/logs/{self.srv.key}.log)")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    if self.srv.gunicorn:
+                        # The master listens before its worker has loaded the
+                        # app: ready once a plain request is answered (400).
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  b"Connection: close\r\n\r\n")
+                        if not s.recv(16).startswith(b"HTTP/"):
+                            raise OSError("no answer yet")
                 return
             except OSError:
                 time.sleep(0.05)
@@ -295,20 +366,31 @@ class Running:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def pids(self) -> List[int]:
+        """The server's processes: gunicorn's master and its worker."""
+        return [self.proc.pid, *(children(self.proc.pid) if self.srv.gunicorn else [])]
+
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        # The process that holds the connections: gunicorn's worker (the last
+        # pid), not the master; otherwise the server itself.
+        for line in Path(f"/proc/{self.pids()[-1]}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
 
     def cpu_times(self) -> Tuple[float, float]:
-        """The server's user and kernel CPU seconds so far."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            tick = os.sysconf("SC_CLK_TCK")
-            return int(fields[11]) / tick, int(fields[12]) / tick
-        except (OSError, IndexError, ValueError):
-            return 0.0, 0.0
+        """The server's user and kernel CPU seconds so far (gunicorn's
+        master and worker together)."""
+        user = kernel = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                user += int(fields[11]) / tick
+                kernel += int(fields[12]) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+        return user, kernel
 
     def cpu_seconds(self) -> float:
         return sum(self.cpu_times())
@@ -319,6 +401,13 @@ class Running:
             try:
                 self.proc.wait(3)
             except subprocess.TimeoutExpired:
+                # gunicorn's worker first, while its master still lives (so
+                # that the pid is surely its child), then the master.
+                for pid in self.pids()[1:]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
@@ -470,6 +559,8 @@ def run_all(cfg: argparse.Namespace, scens: List[Scenario], echo_srv: List[Serve
     echo_sc = [s for s in scens if s.mode == "echo"]
     idle_sc = [s for s in scens if s.mode == "idle"]
     bcast_sc = [s for s in scens if s.mode == "broadcast"]
+    # Room for every connection of the largest scenario, and some to spare.
+    capacity = max((s.conns for s in scens), default=0) + 64
     for rnd in range(1, cfg.rounds + 1):
         print(f"round {rnd}/{cfg.rounds}", file=sys.stderr, flush=True)
         order = rotate(echo_srv, rnd - 1)
@@ -482,7 +573,7 @@ def run_all(cfg: argparse.Namespace, scens: List[Scenario], echo_srv: List[Serve
                     try:
                         run = running.get(srv.key)
                         if run is None or not run.alive():  # (re)start a crashed one
-                            running[srv.key] = run = Running(srv, cfg.pin, logdir)
+                            running[srv.key] = run = Running(srv, cfg.pin, logdir, capacity)
                         cell(results, rnd, sc, srv, run_traffic(run, sc, cfg))
                     except RuntimeError as exc:
                         cell(results, rnd, sc, srv, {"error": str(exc)})
@@ -496,7 +587,7 @@ def run_all(cfg: argparse.Namespace, scens: List[Scenario], echo_srv: List[Serve
             for srv in servers:
                 run = None
                 try:
-                    run = Running(srv, cfg.pin, logdir)
+                    run = Running(srv, cfg.pin, logdir, capacity)
                     cell(results, rnd, sc, srv, fn(run, sc, cfg))
                 except RuntimeError as exc:
                     cell(results, rnd, sc, srv, {"error": str(exc)})
@@ -560,15 +651,16 @@ def summarize(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str,
     return summary
 
 
-def lead(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """pyws against the fastest Python peer of the same round, per echo
-    scenario: whether pyws is ahead of every peer is decided round by round
-    (the servers of a round ran minutes apart at most), not by comparing
-    medians that each hide their own spread."""
-    peers = {s.key for s in ECHO_SERVERS} - {"pyws", REF}
+def versus(scens: List[Scenario], results: List[Dict[str, Any]], mine: str,
+           rivals: Set[str], modes: Tuple[str, ...] = ("echo",)) -> Dict[str, Any]:
+    """Server ``mine`` against the fastest of ``rivals`` in the same round,
+    per scenario (echo, or those of ``modes``): the ratio is taken round by
+    round (the servers of a round ran minutes apart at most), then its
+    median, range, and in how many rounds ``mine`` was ahead, rather than
+    comparing medians that each hide their own spread."""
     out: Dict[str, Any] = {}
     for sc in scens:
-        if sc.mode != "echo":
+        if sc.mode not in modes:
             continue
         rounds: Dict[int, Dict[str, float]] = {}
         for r in results:
@@ -577,10 +669,10 @@ def lead(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str, Any]
                 rounds.setdefault(r["round"], {})[r["server"]] = v
         ratios, best = [], []
         for got in rounds.values():
-            rivals = {k: v for k, v in got.items() if k in peers}
-            if "pyws" in got and rivals:
-                top = max(rivals, key=rivals.__getitem__)
-                ratios.append(got["pyws"] / rivals[top])
+            there = {k: v for k, v in got.items() if k in rivals}
+            if mine in got and there:
+                top = max(there, key=there.__getitem__)
+                ratios.append(got[mine] / there[top])
                 best.append(top)
         if ratios:
             out[sc.key] = {"ratio": statistics.median(ratios), "min": min(ratios),
@@ -588,6 +680,30 @@ def lead(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str, Any]
                            "rounds": len(ratios),
                            "peer": max(set(best), key=best.count)}
     return out
+
+
+def lead(scens: List[Scenario], results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """pyws against the fastest Python peer of the same round, per echo
+    scenario (pyws's other modes are not its peers)."""
+    peers = {s.key for s in ECHO_SERVERS} - {REF} - {s.key for s in pyws_modes(ECHO_SERVERS)}
+    return versus(scens, results, "pyws", peers)
+
+
+def mode_ratios(scens: List[Scenario], results: List[Dict[str, Any]],
+                echo_srv: List[Server], bcast_srv: List[Server]) -> Dict[str, Any]:
+    """Each pyws mode against picows (echo), and each gevent mode against
+    unpatched pyws (its ``against``, echo or broadcast; with the target)."""
+    vs_picows = {s.key: versus(scens, results, s.key, {PICOWS})
+                 for s in pyws_modes(echo_srv)}
+    vs_pyws = {}
+    for s in echo_srv + bcast_srv:
+        if s.against:
+            per = versus(scens, results, s.key, {s.against}, ("echo", "broadcast"))
+            for d in per.values():
+                d["target_met"] = d["ratio"] >= GEVENT_TARGET
+            vs_pyws[s.key] = per
+    return {"vs_picows": {k: v for k, v in vs_picows.items() if v},
+            "vs_unpatched": {k: v for k, v in vs_pyws.items() if v}}
 
 
 def fmt_num(x: float) -> str:
@@ -605,10 +721,28 @@ def fmt_ratio(x: float) -> str:
 
 
 def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, Any],
-             leads: Dict[str, Any], echo_srv: List[Server], bcast_srv: List[Server],
-             machine: Dict[str, Any]) -> str:
+             leads: Dict[str, Any], modes: Dict[str, Any], echo_srv: List[Server],
+             bcast_srv: List[Server], machine: Dict[str, Any]) -> str:
     def row(cells: List[str]) -> str:
         return "| " + " | ".join(cells) + " |"
+
+    def ratio_table(title: str, servers: List[Server], rows: List[Scenario],
+                    per_server: Dict[str, Any], mark=lambda d: "") -> List[str]:
+        """Same-round ratios, one column per server: median (range)."""
+        servers = [s for s in servers if s.key in per_server]
+        if not servers:
+            return []
+        out = [f"**{title}**", "", row(["scenario"] + [s.label for s in servers]),
+               row(["---"] + ["---:"] * len(servers))]
+        for sc in rows:
+            cells = []
+            for srv in servers:
+                d = per_server[srv.key].get(sc.key)
+                cells.append(f"{d['ratio']:.2f} ({d['min']:.2f}-{d['max']:.2f}){mark(d)}"
+                             if d else "-")
+            if any(c != "-" for c in cells):
+                out.append(row([sc.label] + cells))
+        return out + [""]
 
     def table(title: str, servers: List[Server], rows: List[Scenario], show) -> List[str]:
         out = [f"**{title}**", "", row(["scenario"] + [s.label for s in servers]),
@@ -656,6 +790,15 @@ def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, 
                                       f"{d['ahead']} of {d['rounds']} rounds",
                                       label.get(d["peer"], d["peer"])]))
             lines.append("")
+        lines += ratio_table(
+            "pyws's modes against picows of the same round (mode / picows: median "
+            "(range) over the rounds)", echo_srv, echo, modes.get("vs_picows", {}))
+        lines += ratio_table(
+            "pyws's gevent modes against unpatched pyws of the same round (mode / pyws; "
+            "broadcast: / pyws Hub; median (range) over the rounds; target >= "
+            f"{GEVENT_TARGET:.2f}, *below*: a median under it)",
+            echo_srv + bcast_srv, echo + bcast, modes.get("vs_unpatched", {}),
+            lambda d: "" if d["target_met"] else " *below*")
         lines += table("Echo latency, p50 / p99 (microseconds)", echo_srv, echo,
                        lambda sc, e: f"{fmt_num(e['p50_us'])} / {fmt_num(e['p99_us'])}")
         lines += table("Server CPU per message, user / kernel (microseconds; the server's "
@@ -757,8 +900,8 @@ def chart(path: Path, cfg: argparse.Namespace, scens: List[Scenario], summary: D
     if bcast:
         bshown = [s for s in bcast_srv if s.available]
         for s in bshown:  # the colours of the same libraries in the echo panels
-            twin = ("pyws" if s.key.startswith("pyws") else REF if s.key.startswith(REF)
-                    else "gevent-websocket")
+            twin = (s.key.replace("-hub", "") if s.key.startswith("pyws")
+                    else REF if s.key.startswith(REF) else "gevent-websocket")
             color[s.key] = color.get(twin, colors[len(color) % 10])
         grouped(ax_b, bcast, bshown, lambda e: e.get("median"))
         ax_b.set_ylabel("deliveries/s")
@@ -781,7 +924,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run (~30 s): 1 round, short cells, smaller idle and room")
+                    help="smoke run (~1 min): 1 round, short cells, smaller idle and room")
     ap.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
     ap.add_argument("--duration", type=float, help="measured seconds per cell (default 1.5)")
     ap.add_argument("--warmup", type=float, help="warm-up seconds per cell (default 0.5)")
@@ -816,9 +959,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         scens = [s for s in scens if s.key in want]
     echo_srv, bcast_srv = list(ECHO_SERVERS), list(BROADCAST_SERVERS)
     if cfg.servers:
-        want = cfg.servers.split(",")
-        echo_srv = [s for s in echo_srv if s.key in want or s.key == REF]  # ratios need it
-        bcast_srv = [s for s in bcast_srv if s.key in want or s.key == BROADCAST_BASELINE]
+        want = set(cfg.servers.split(","))
+        # The baselines of the ratios come along: the C server, the broadcast
+        # loop, and the unpatched twin of a gevent mode.
+        want |= {REF, BROADCAST_BASELINE} | {s.against for s in echo_srv + bcast_srv
+                                            if s.key in want and s.against}
+        echo_srv = [s for s in echo_srv if s.key in want]
+        bcast_srv = [s for s in bcast_srv if s.key in want]
 
     if cfg.pin and (shutil.which("taskset") is None or (os.cpu_count() or 1) < 2):
         print("note: taskset missing or one core only: not pinning", file=sys.stderr)
@@ -855,7 +1002,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     summary = summarize(scens, results)
     leads = lead(scens, results)
-    table = markdown(cfg, scens, summary, leads, echo_srv, bcast_srv, machine)
+    modes = mode_ratios(scens, results, echo_srv, bcast_srv)
+    table = markdown(cfg, scens, summary, leads, modes, echo_srv, bcast_srv, machine)
     report = {
         "suite": "pyws bench", "format": 1, "started": stamp, "elapsed_s": round(elapsed, 1),
         "machine": machine,
@@ -868,6 +1016,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "scenarios": [asdict(s) for s in scens],
         "summary": summary,
         "lead": leads,
+        # Every pyws mode / picows, and every gevent mode / unpatched pyws
+        # (per scenario, round by round; "target" is what the latter aim at).
+        "modes": {"target": GEVENT_TARGET, **modes},
         "cells": results,
     }
     (cfg.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -3,7 +3,9 @@
 Each server in this folder is a plain program: ``python3 NAME.py --port P``
 serves WebSocket echo (or a broadcast room) on 127.0.0.1:P until killed.
 The suite (``bench/run.py``) starts and stops them; they can also be run by
-hand and driven with ``bench/build/loadgen``.
+hand and driven with ``bench/build/loadgen``.  ``patched.py`` runs one of
+them under gevent's monkey-patching; the modules that gunicorn serves
+(``wsgi_echo.py``, ``pywsflask_echo.py``) are given to it as ``module:app``.
 """
 from __future__ import annotations
 
@@ -36,3 +38,18 @@ def raise_nofile() -> int:
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def echo_app(environ, start_response):
+    """The plain WSGI echo app (the gevent-websocket style): what pyws's
+    gevent servers and gunicorn's gevent worker run."""
+    ws = environ.get("wsgi.websocket")
+    if ws is None:
+        start_response("400 Bad Request", [("Content-Type", "text/plain")])
+        return [b"WebSocket only\n"]
+    while True:
+        msg = ws.receive()  # str, bytes, or None once closed
+        if msg is None:
+            break
+        ws.send(msg)  # text stays text, bytes stay binary
+    return []

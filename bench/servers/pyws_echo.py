@@ -1,4 +1,6 @@
-"""pyws echo: ``pyws.WebSocketServer`` (gevent pywsgi) and a plain WSGI app."""
+"""pyws echo: ``pyws.WebSocketServer`` (gevent pywsgi) and a plain WSGI app
+(``_common.echo_app``).  ``python3 patched.py pyws_echo.py`` is the same
+under gevent's monkey-patching."""
 from __future__ import annotations
 
 import _common
@@ -7,20 +9,6 @@ args = _common.parse_args(__doc__)
 
 import pyws  # noqa: E402  (after the rlimit, like every server here)
 
-
-def app(environ, start_response):
-    ws = environ.get("wsgi.websocket")
-    if ws is None:
-        start_response("400 Bad Request", [("Content-Type", "text/plain")])
-        return [b"WebSocket only\n"]
-    while True:
-        msg = ws.receive()  # str, bytes, or None once closed
-        if msg is None:
-            break
-        ws.send(msg)  # text stays text, bytes stay binary
-    return []
-
-
 # log=None: no access log line per connection (the peers log none either).
-pyws.WebSocketServer((args.host, args.port), app, max_message_size=args.max_size,
+pyws.WebSocketServer((args.host, args.port), _common.echo_app, max_message_size=args.max_size,
                      log=None).serve_forever()
