@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -66,6 +66,8 @@ class Server:
     gunicorn: List[str] = field(default_factory=list)
     # A gevent mode of pyws: the unpatched pyws server it is compared with.
     against: Optional[str] = None
+    # Where the server imports pyws from (--baseline): None, this work tree.
+    pyws_root: Optional[str] = None
     available: bool = True
     reason: str = ""
     versions: Dict[str, str] = field(default_factory=dict)
@@ -152,6 +154,18 @@ BROADCAST_SERVERS = [
 BROADCAST_BASELINE = "gevent-websocket-loop"
 #: The fastest Python server known: every pyws mode's ratio to it.
 PICOWS = "picows"
+
+
+def add_baseline(tree: str) -> None:
+    """A copy of every pyws mode that imports pyws from ``tree`` (the same
+    server scripts, the other engine), interleaved with the rest."""
+    root = str(Path(tree).resolve())
+    for servers in (ECHO_SERVERS, BROADCAST_SERVERS):
+        for s in pyws_modes(list(servers)):
+            servers.append(replace(s, key=f"{s.key}@baseline", label=f"{s.label} (baseline)",
+                                   how=f"{s.how}; pyws from {root}",
+                                   against=f"{s.against}@baseline" if s.against else None,
+                                   pyws_root=root))
 
 
 def pyws_modes(servers: List[Server]) -> List[Server]:
@@ -274,11 +288,12 @@ def build_c() -> Dict[str, str]:
     return errors
 
 
-def child_env() -> Dict[str, str]:
+def child_env(pyws_root: Optional[str] = None) -> Dict[str, str]:
     env = dict(os.environ)
     # The servers import pyws from this work tree (its freshly built engine),
-    # whatever else may be installed.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # whatever else may be installed; a --baseline server from that tree.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pyws_root or str(ROOT),
+                                                      env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -339,7 +354,7 @@ class Running:
         self.log.flush()
         self.proc = subprocess.Popen(pinned(CORE_SERVER, srv.argv(self.port, capacity), pin),
                                      stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=child_env(), cwd=str(BENCH))
+                                     env=child_env(srv.pyws_root), cwd=str(BENCH))
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
@@ -933,6 +948,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--settle", type=float, default=0.5,
                     help="seconds between the last idle handshake and the RSS reading")
     ap.add_argument("--servers", help="comma-separated subset of server keys")
+    ap.add_argument("--baseline", metavar="TREE",
+                    help="another pyws work tree (built in place): its pyws runs as "
+                         "'<mode>@baseline' beside each pyws mode, for before/after in one run")
     ap.add_argument("--scenarios", help="comma-separated subset of scenario keys")
     ap.add_argument("--binary", action="store_true", help="binary messages instead of text")
     ap.add_argument("--no-pin", dest="pin", action="store_false",
@@ -948,6 +966,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg.room = cfg.room or (200 if quick else 1000)
 
     scens = scenarios(cfg.idle_conns, cfg.room)
+    if cfg.baseline:
+        add_baseline(cfg.baseline)
     if cfg.list:
         for s in ECHO_SERVERS + BROADCAST_SERVERS:
             print(f"server    {s.key:<22} {s.how}")
