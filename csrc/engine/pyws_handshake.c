@@ -90,7 +90,9 @@ int pyws_handshake_check_request(pyws_str method, int version_major,
   if (nhost == 0 || host.len == 0) {
     return refuse(out, 400, "missing Host header");
   }
-  if (nhost > 1) {
+  /* A host never contains a comma; a server that folds repeated header
+   * fields into one value (a WSGI environ does) joins them with one. */
+  if (nhost > 1 || memchr(host.ptr, ',', host.len) != NULL) {
     return refuse(out, 400, "more than one Host header");
   }
   if (!any_field_has_token(h, n, "Upgrade", "websocket")) {

@@ -169,6 +169,15 @@ def test_check_request_rejects_missing_host_with_400():
     assert_rejected(ei, 400, ["host"])
 
 
+def test_check_request_rejects_host_headers_folded_into_one_with_400():
+    """A WSGI server folds a repeated Host into one comma-joined value
+    (Werkzeug does): it is refused as two Host headers are."""
+    with pytest.raises(HandshakeError) as ei:
+        _core.check_request("GET", "HTTP/1.1",
+                            replace(RFC_REQUEST_HEADERS, "Host", "a.example,b.example"))
+    assert_rejected(ei, 400, ["host"])
+
+
 @pytest.mark.parametrize("upgrade", [None, "", "h2c", "websocketx", "web socket"])
 def test_check_request_rejects_missing_or_wrong_upgrade_with_400(upgrade):
     with pytest.raises(HandshakeError) as ei:
