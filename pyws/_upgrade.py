@@ -21,12 +21,12 @@ from . import _core
 from .compression import Compression, PerMessageDeflate, resolve
 from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
 from .websocket import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket,
-                        check_non_negative, close_quietly, drain_buffered)
+                        check_non_negative, drain_buffered)
 
 __all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "HandshakePolicy",
            "Refusal", "Negotiated", "Deflate", "negotiate", "asks_for_websocket", "environ_headers",
            "LIMIT_DEFAULTS", "check_limits", "new_websocket", "raw_socket", "accept_raw",
-           "shut_down", "code_for_status", "run_websocket_app", "WebSocketEndFilter", "find_routing_app", "routed_view", "is_sock_view",
+           "WebSocketEndFilter", "find_routing_app", "routed_view", "is_sock_view",
            "present_mismatch_as_get", "quiet_flask_logger"]
 
 logger = logging.getLogger("pyws.handler")
@@ -433,93 +433,9 @@ def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
     head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
     sock.sendall(head.encode("latin-1"))
-    environ["pyws.upgraded_by"] = "raw"
     # The server closes its socket itself, after its own bookkeeping.
     return new_websocket(sock, environ, subprotocol, limits, pending=pending,
                          close_socket=False, deflate=deflate)
-
-
-def shut_down(sock: socket.socket) -> None:
-    """End the connection for good: once the WebSocket is over, whatever the
-    HTTP server still tries to write fails (EPIPE), which every server takes
-    as "the client went away", quietly."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-# -- running an application over a WebSocket -----------------------------------
-
-def _discard(data: bytes) -> None:
-    """The write callable given to a WebSocket application: HTTP bodies are
-    meaningless once the protocol switched."""
-
-
-def code_for_status(status_line: str, default: int) -> Tuple[int, str]:
-    """1008 for a 4xx answer, 1011 for 5xx, with the status line as reason."""
-    try:
-        status = int(status_line.split(None, 1)[0])
-    except (ValueError, IndexError):
-        return default, ""
-    if 400 <= status < 500:
-        code = 1008
-    elif 500 <= status < 600:
-        code = 1011
-    else:
-        return default, ""
-    # A close reason is at most 123 UTF-8 bytes.
-    reason = status_line.encode("utf-8")[:123].decode("utf-8", "ignore")
-    return code, reason
-
-
-class _StatusRecorder:
-    """The ``start_response`` given to a WebSocket application: it keeps the
-    last status line (a WebSocket has no HTTP body to send).  A slotted
-    object, smaller than a closure, as it lives as long as the connection."""
-
-    __slots__ = ("status",)
-
-    def __init__(self) -> None:
-        self.status: Optional[str] = None
-
-    def __call__(self, status_line: str, headers: List[Tuple[str, str]],
-                 exc_info: Any = None) -> Callable[[bytes], None]:
-        self.status = status_line
-        return _discard
-
-
-def run_websocket_app(application: Callable[..., Any], environ: Environ,
-                      ws: WebSocket) -> None:
-    """Call the WSGI ``application`` for an upgraded request, then close
-    ``ws`` with a code that says how it ended: 1000 normally, 1008/1011 if
-    it answered a 4xx/5xx without touching the socket, 1011 if it raised
-    (re-raised), 1001 for GreenletExit and the like (re-raised)."""
-    start_response = _StatusRecorder()
-    code, reason = 1000, ""
-    try:
-        prepare_routing_app(application, environ)
-        result = application(environ, start_response)
-        try:
-            for _chunk in result:
-                pass
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-    except ConnectionClosed as exc:
-        logger.debug("WebSocket %s closed: %s", ws.path, exc)
-    except ProtocolError as exc:
-        logger.info("WebSocket %s failed by the peer: %s (%d)", ws.path, exc, exc.code)
-    except BaseException as exc:
-        # An application error is 1011; GreenletExit (server stopping)
-        # and the like mean the endpoint is going away.
-        code = 1011 if isinstance(exc, Exception) else 1001
-        raise
-    finally:
-        if not ws.closed and start_response.status is not None and not ws._used:
-            code, reason = code_for_status(start_response.status, code)
-        close_quietly(ws, code, reason, logger)
 
 
 # -- Werkzeug / Flask routing --------------------------------------------------

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, FrozenSet, List, Mapping, Optional, Tuple, cast
+from typing import Any, FrozenSet, List, Mapping, Optional, Sequence, Tuple, cast
 
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
+from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade
 from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Refusal,
                        asks_for_websocket, find_routing_app, is_sock_view, negotiate,
-                       new_websocket, prepare_routing_app, routed_view,
-                       run_websocket_app)
-from .websocket import WebSocket, close_quietly
+                       new_websocket, prepare_routing_app, routed_view)
+from .websocket import WebSocket
 
 __all__ = ["WebSocketHandler"]
 
@@ -101,10 +101,10 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     HTTP error it deserves (400, 405, 426; 403 for an origin not allowed;
     what ``on_upgrade`` answered) and the application is not called.
 
-    When the application returns, a still open WebSocket is closed with 1000,
-    or with 1008 (4xx) / 1011 (5xx) if the application answered an HTTP error
-    without touching the socket; 1011 if it raised.  ConnectionClosed raised
-    out of it is logged at debug level, ProtocolError at info level.
+    When the application returns, a still open WebSocket is closed by the
+    rule of ``pyws._runner`` (1000; 1011 if it raised or answered a 5xx;
+    1008 if it answered a 4xx).  ConnectionClosed raised out of it is logged
+    at debug level, ProtocolError at info level.
 
     Flask (any Werkzeug ``url_map``): a route declared without
     ``websocket=True`` is shown the request as a plain GET (see
@@ -112,9 +112,9 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     Flask's "Exception on /ws" traceback for those two exceptions, raised in a
     WebSocket view, into the same one-line log.  A ``pyws.flask.Sock`` route
     performs the handshake itself, with its options and the server's: the
-    application is called with the upgrade request untouched and
-    ``environ['pyws.accept']``, a callable doing the handshake through this
-    handler.
+    application is called with the upgrade request untouched and an
+    ``Upgrade`` (``pyws._runner``) whose ``accept`` does the handshake
+    through this handler.
 
     Options are read from the server (see :class:`pyws.WebSocketServer`):
     ``max_message_size``, ``subprotocols``, ``origins``, ``extra_headers``,
@@ -199,11 +199,14 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         ws = self._accept(environ)
         if ws is None:
             return
-        application: Any = self.application
+        upgrade = Upgrade(Route.HANDLER, _upgraded_already)
+        upgrade.accepted(ws)
+        environ[UPGRADE_KEY] = upgrade
         try:
-            run_websocket_app(application, environ, ws)
+            prepare_routing_app(self.application, environ)
+            SessionRunner(upgrade).run(self.application, environ)
         finally:
-            self._forget(ws)
+            self._forget()
 
     def _accept(self, environ: Environ) -> Optional[WebSocket]:
         """Validate the upgrade request and switch protocols; the WebSocket,
@@ -226,43 +229,42 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
 
     def _run_deferred(self, environ: Environ) -> None:
         """A ``pyws.flask.Sock`` route: the application is called with the
-        upgrade request as it is and ``environ['pyws.accept']``, which the
+        upgrade request as it is and an ``Upgrade`` whose ``accept`` the
         route calls with its own options to perform the handshake (the
         server's options apply too).  Until then nothing is sent, so the
         route can still refuse with any HTTP answer."""
-        accepted: List[WebSocket] = []
         server_policy = HandshakePolicy.of_server(self.server)
 
-        def accept(policy: HandshakePolicy,
+        def accept(policies: Sequence[HandshakePolicy],
                    limits: Mapping[str, Optional[float]]) -> WebSocket:
-            if accepted:
-                raise RuntimeError("this request was upgraded already")
-            negotiated = negotiate(
-                environ, _request_headers(self.headers, environ),
-                [server_policy, policy])
-            ws = self._switch_protocols(negotiated, limits)
-            accepted.append(ws)
-            return ws
+            negotiated = negotiate(environ, _request_headers(self.headers, environ),
+                                   [server_policy, *policies])
+            return self._switch_protocols(negotiated, limits)
 
-        environ["pyws.accept"] = accept
+        upgrade = Upgrade(Route.HANDLER, accept)
+        environ[UPGRADE_KEY] = upgrade
+        prepare_routing_app(self.application, environ)
+        # pywsgi's run_application, with the runner between the application
+        # and pywsgi's start_response: an HTTP answer goes out as usual, a
+        # session is closed by the rule and nothing more is written.
         try:
-            prepare_routing_app(self.application, environ)
-            super().run_application()
+            self.result = SessionRunner(upgrade, self.start_response).run(
+                self.application, environ)
+            if self.result is not None:
+                self.process_result()
         finally:
-            environ.pop("pyws.accept", None)
-            for ws in accepted:
-                close_quietly(ws, 1011, log=logger)
-                self._forget(ws)
+            close = getattr(self.result, "close", None)
+            self.result = None
+            try:
+                if close is not None:
+                    close()
+            finally:
+                if upgrade.websocket is not None:
+                    self._forget()
 
-    def _forget(self, ws: WebSocket) -> None:
+    def _forget(self) -> None:
         self.websocket = None
         self.close_connection = True
-        environ = cast(Environ, self.environ)
-        # The environ holds the socket and the socket its environ: break
-        # the cycle so the connection's memory goes now, not at the next
-        # garbage collection.
-        environ["wsgi.websocket"] = None
-        ws.environ = None
 
     def _reject(self, refusal: Refusal) -> None:
         """Answer a refused upgrade request with its status and reason."""
@@ -293,10 +295,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         ws = new_websocket(self.socket, environ, negotiated.subprotocol, options,
                            rfile=rfile, deflate=negotiated.deflate)
         self._let_go_of_reader(rfile, environ)
-        environ["pyws.upgraded_by"] = "handler"
         self.websocket = ws
-        environ["wsgi.websocket"] = ws
-        environ["wsgi.websocket_version"] = "13"
         self.websocket_opened(ws)
         self._shed_request_state()
         return ws
@@ -327,6 +326,11 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     def websocket_opened(self, ws: WebSocket) -> None:
         """Called with each WebSocket this handler opens, before the
         application uses it (a hook for subclasses; does nothing)."""
+
+
+def _upgraded_already(policies: Sequence[HandshakePolicy],
+                      limits: Mapping[str, Optional[float]]) -> WebSocket:
+    raise RuntimeError("this request was upgraded already")
 
 
 def _app_subprotocols(application: Any, environ: Environ,
