@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from . import _core
 from ._backend import client_modules
-from ._upgrade import new_protocol
+from ._handshake import new_protocol
 from .compression import Compression, resolve
 from .exceptions import HandshakeError
 from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket

@@ -42,9 +42,10 @@ from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tup
 from flask import Blueprint, Flask, Response, current_app, request
 
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
-from ._upgrade import (Environ, HandshakePolicy, OnUpgrade, Refusal, accept_raw,
-                       asks_for_websocket, check_limits, is_sock_view,
-                       prepare_routing_app, raw_socket, routed_view)
+from ._handshake import (Environ, HandshakePolicy, OnUpgrade, Refusal, asks_for_websocket,
+                         check_limits)
+from ._raw_socket import accept_raw, raw_socket
+from ._werkzeug import is_sock_view, mark_sock_view, prepare_routing_app, routed_view
 from .compression import Compression
 from .websocket import WebSocket
 
@@ -153,7 +154,7 @@ class Sock:
 
         # Tells the gevent handler (and the middleware) that this route does
         # the handshake itself.
-        setattr(view, "_pyws_sock", True)
+        mark_sock_view(view)
         return view
 
     def _serve(self, f: Callable[..., Any], kwargs: Dict[str, Any]) -> Response:

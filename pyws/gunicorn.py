@@ -36,7 +36,8 @@ import gevent  # type: ignore[import-untyped, unused-ignore]
 from gunicorn.workers.ggevent import (  # type: ignore[import-untyped, unused-ignore]
     GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer)
 
-from ._upgrade import LIMIT_DEFAULTS, HandshakePolicy, check_limits, find_routing_app
+from ._handshake import LIMIT_DEFAULTS, HandshakePolicy, check_limits
+from ._werkzeug import find_routing_app
 from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
 from .websocket import WebSocket, check_non_negative
 

@@ -17,10 +17,10 @@ from typing import Any, FrozenSet, List, Mapping, Optional, Sequence, Tuple, cas
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
+from ._handshake import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Refusal,
+                         asks_for_websocket, negotiate, new_websocket)
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade
-from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Refusal,
-                       asks_for_websocket, find_routing_app, is_sock_view, negotiate,
-                       new_websocket, prepare_routing_app, routed_view)
+from ._werkzeug import find_routing_app, is_sock_view, prepare_routing_app, routed_view
 from .websocket import WebSocket
 
 __all__ = ["WebSocketHandler"]

@@ -8,7 +8,7 @@ from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
 from . import _core
-from ._upgrade import HandshakePolicy, OnUpgrade
+from ._handshake import HandshakePolicy, OnUpgrade
 from .compression import Compression
 from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
 from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, check_non_negative

@@ -34,7 +34,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 from typing import Any, Callable, Dict, Iterable  # noqa: E402
 
-from flask import Flask, Response, abort, request  # noqa: E402
+from flask import Flask, abort, request  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))

@@ -1,17 +1,16 @@
-"""The server side of the opening handshake, shared by every way pyws serves.
+"""The server side of the opening handshake: what to answer, and with what.
 
-Nothing here imports gevent: the gevent handler (``pyws.handler``), the
-Flask extension (``pyws.flask``) and the upgrade on a raw socket under the
-Werkzeug development server or gunicorn's threaded workers all validate
-requests, apply the handshake options (``HandshakePolicy``) and run
-WebSocket applications with the functions below.
+Validates an upgrade request (the C engine's checks), applies the handshake
+options of a server or a ``Sock`` (``HandshakePolicy``: origins,
+subprotocols, extra headers, ``on_upgrade``, compression) and gives the
+``101`` response's headers (``negotiate``) or a ``Refusal``, the HTTP error
+to send instead.  It neither reads nor writes a socket: the gevent handler
+and the raw-socket upgrade (``pyws._raw_socket``) do, each its own way.
 """
 from __future__ import annotations
 
-import logging
 import re
 import socket
-import sys
 from http import HTTPStatus
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
                     NamedTuple, Optional, Sequence, Tuple, Union)
@@ -19,17 +18,14 @@ from urllib.parse import urlsplit
 
 from . import _core
 from .compression import Compression, PerMessageDeflate, resolve
-from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
+from .exceptions import HandshakeError
 from .websocket import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket,
-                        check_non_negative, drain_buffered)
+                        check_non_negative)
 
-__all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "HandshakePolicy",
-           "Refusal", "Negotiated", "Deflate", "negotiate", "asks_for_websocket", "environ_headers",
-           "LIMIT_DEFAULTS", "check_limits", "new_websocket", "raw_socket", "accept_raw",
-           "WebSocketEndFilter", "find_routing_app", "routed_view", "is_sock_view",
-           "present_mismatch_as_get", "quiet_flask_logger"]
-
-logger = logging.getLogger("pyws.handler")
+__all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "Deflate", "Negotiated",
+           "Refusal", "HandshakePolicy", "asks_for_websocket", "environ_headers",
+           "negotiate", "switching_protocols", "LIMIT_DEFAULTS", "check_limits",
+           "new_websocket", "new_protocol"]
 
 Environ = Dict[str, Any]
 HeaderList = List[Tuple[str, str]]
@@ -49,6 +45,7 @@ class Negotiated(NamedTuple):
     subprotocol: Optional[str]
     deflate: Optional[Deflate]      #: None: no compression
 
+
 #: The connection options and their defaults (None: off / no limit).
 LIMIT_DEFAULTS: Mapping[str, Optional[float]] = {
     "max_message_size": _core.DEFAULT_MAX_MESSAGE_SIZE,
@@ -58,8 +55,6 @@ LIMIT_DEFAULTS: Mapping[str, Optional[float]] = {
     "idle_timeout": None,
 }
 
-# How many wrapper levels (middleware) to look through for a Werkzeug url_map.
-_MAX_APP_DEPTH = 5
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers the handshake writes itself, or that would corrupt a 101 response.
@@ -378,175 +373,9 @@ def new_protocol(server: bool, max_message_size: int,
                           deflate_mem_level=settings.mem_level)
 
 
-# -- the upgrade on a server's raw socket ---------------------------------------
 
-def raw_socket(environ: Environ) -> Optional[socket.socket]:
-    """The connection's socket, where the server exposes it: Werkzeug's
-    development server (``werkzeug.socket``) and gunicorn's sync, gthread
-    and gevent workers (``gunicorn.socket``)."""
-    sock = environ.get("werkzeug.socket")
-    if sock is None:
-        sock = environ.get("gunicorn.socket")
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _buffered_input(environ: Environ, sock: socket.socket) -> bytes:
-    """Bytes the server read past the request head (frames a client sent
-    right behind its handshake), taken out of its input buffer."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
-    if hasattr(stream, "peek") and hasattr(stream, "read1"):
-        return drain_buffered(stream, sock)  # Werkzeug: the socket's BufferedReader
-    # gunicorn: Body -> reader -> unreader, whose buffer holds the read-ahead.
-    unreader = getattr(getattr(stream, "reader", None), "unreader", None)
-    take = getattr(unreader, "take_buffered", None)
-    if callable(take):
-        data = take()
-        return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
-    buf: Any = getattr(unreader, "buf", None)
-    getvalue = getattr(buf, "getvalue", None)
-    if callable(getvalue):
-        data = getvalue()
-        if isinstance(data, bytes) and data:
-            buf.seek(0)
-            buf.truncate()
-            return data
-    return b""
-
-
-def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
-               limits: Mapping[str, Optional[float]]) -> WebSocket:
-    """Upgrade on the server's raw socket: validate, write the ``101``
-    ourselves, return the WebSocket.  Raises ``Refusal`` (500 for a valid
-    request when the server does not expose its socket) and OSError if the
-    client is gone."""
-    headers, subprotocol, deflate = negotiate(environ, environ_headers(environ), policies)
-    sock = raw_socket(environ)
-    if sock is None:
-        raise Refusal(500, "WebSocket not supported by this server: it gives the "
-                           "application no access to the connection; run the app "
-                           "under pyws.WebSocketServer, gunicorn (gthread worker or "
-                           "pyws.gunicorn.GeventWebSocketWorker) or Werkzeug's "
-                           "development server\n")
-    pending = _buffered_input(environ, sock)
+def switching_protocols(headers: Sequence[Tuple[str, str]]) -> bytes:
+    """The ``101`` response head, for a route that writes it itself."""
     head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
-    sock.sendall(head.encode("latin-1"))
-    # The server closes its socket itself, after its own bookkeeping.
-    return new_websocket(sock, environ, subprotocol, limits, pending=pending,
-                         close_socket=False, deflate=deflate)
-
-
-# -- Werkzeug / Flask routing --------------------------------------------------
-
-def find_routing_app(app: Any) -> Any:
-    """The object owning a Werkzeug ``url_map`` (a Flask app or similar),
-    looking through a few levels of middleware; None if there is none."""
-    routing = sys.modules.get("werkzeug.routing")
-    if routing is None:
-        # No Werkzeug application could exist without this module loaded.
-        return None
-    map_class = getattr(routing, "Map", None)
-    if map_class is None:
-        return None
-    obj = app
-    for _ in range(_MAX_APP_DEPTH):
-        if obj is None:
-            return None
-        if isinstance(getattr(obj, "url_map", None), map_class):
-            return obj
-        obj = (getattr(obj, "wsgi_app", None) or getattr(obj, "app", None)
-               or getattr(obj, "__self__", None))
-    return None
-
-
-def routed_view(owner: Any, environ: Environ) -> Any:
-    """The view function ``owner`` (a Flask app) routes this request to, or
-    None (no match, redirect, wrong method...)."""
-    try:
-        rule, _args = owner.url_map.bind_to_environ(environ).match(return_rule=True)
-    except Exception:
-        return None
-    views = getattr(owner, "view_functions", None)
-    return views.get(rule.endpoint) if isinstance(views, dict) else None
-
-
-def is_sock_view(view: Any) -> bool:
-    """Whether ``view`` is a ``pyws.flask.Sock`` route, which upgrades by itself."""
-    return bool(getattr(view, "_pyws_sock", False))
-
-
-def prepare_routing_app(app: Any, environ: Environ) -> None:
-    """Adapt a Werkzeug/Flask application to a WebSocket request."""
-    owner = find_routing_app(app)
-    if owner is None:
-        return
-    present_mismatch_as_get(owner.url_map, environ)
-    app_logger = getattr(owner, "logger", None)
-    if isinstance(app_logger, logging.Logger) and hasattr(owner, "log_exception"):
-        quiet_flask_logger(app_logger)
-
-
-def present_mismatch_as_get(url_map: Any, environ: Environ) -> None:
-    """Let a plain ``@app.route('/ws')`` serve a WebSocket on Werkzeug >= 2.2.
-
-    Werkzeug only matches upgrade requests against routes declared with
-    ``websocket=True`` and answers 400 (WebsocketMismatch) otherwise.  When
-    that would happen, the request is shown to the application as a plain
-    GET; the original headers stay in ``environ['pyws.upgrade']``.
-    """
-    mismatch = getattr(sys.modules.get("werkzeug.routing"), "WebsocketMismatch", None)
-    if mismatch is None:
-        return  # Werkzeug < 2.2 has no WebSocket routing
-    try:
-        url_map.bind_to_environ(environ).match()
-    except mismatch:
-        pass
-    except Exception:
-        return  # NotFound, redirects...: the application answers those itself
-    else:
-        return
-    connection = environ.get("HTTP_CONNECTION", "")
-    environ["pyws.upgrade"] = {"HTTP_UPGRADE": environ.pop("HTTP_UPGRADE", ""),
-                               "HTTP_CONNECTION": connection}
-    tokens = [t.strip() for t in connection.split(",")
-              if t.strip() and t.strip().lower() != "upgrade"]
-    if tokens:
-        environ["HTTP_CONNECTION"] = ", ".join(tokens)
-    else:
-        environ.pop("HTTP_CONNECTION", None)
-    logger.debug("presenting WebSocket request for %s to the application as a "
-                 "plain GET (its route is not declared websocket=True)",
-                 environ.get("PATH_INFO"))
-
-
-class WebSocketEndFilter(logging.Filter):
-    """Flask catches what a view raises and logs it as an error with its
-    traceback; for the WebSocket ending (ConnectionClosed: the client left;
-    ProtocolError: it broke the protocol) raised in a WebSocket view, log one
-    line on ``pyws.handler`` instead, as for any other WSGI application."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, (ConnectionClosed, ProtocolError)):
-            return True
-        flask = sys.modules.get("flask")
-        if flask is None or not flask.has_request_context():
-            return True
-        ws = flask.request.environ.get("wsgi.websocket")
-        if ws is None:
-            return True  # an HTTP view: a real error, keep its traceback
-        if isinstance(exc, ConnectionClosed):
-            logger.debug("WebSocket %s closed: %s", ws.path, exc)
-        else:
-            logger.info("WebSocket %s failed by the peer: %s (%d)",
-                        ws.path, exc, exc.code)
-        return False
-
-
-def quiet_flask_logger(app_logger: logging.Logger) -> None:
-    for existing in app_logger.filters:
-        if isinstance(existing, WebSocketEndFilter):
-            return
-    app_logger.addFilter(WebSocketEndFilter())
+    return head.encode("latin-1")
