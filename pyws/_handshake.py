@@ -19,13 +19,12 @@ from urllib.parse import urlsplit
 from . import _core
 from .compression import Compression, PerMessageDeflate, resolve
 from .exceptions import HandshakeError
-from .websocket import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket,
-                        check_non_negative)
+from .options import Options
+from .websocket import WebSocket
 
 __all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "Deflate", "Negotiated",
            "Refusal", "HandshakePolicy", "asks_for_websocket", "environ_headers",
-           "negotiate", "switching_protocols", "LIMIT_DEFAULTS", "check_limits",
-           "new_websocket", "new_protocol"]
+           "negotiate", "switching_protocols", "new_websocket", "new_protocol"]
 
 Environ = Dict[str, Any]
 HeaderList = List[Tuple[str, str]]
@@ -45,15 +44,6 @@ class Negotiated(NamedTuple):
     subprotocol: Optional[str]
     deflate: Optional[Deflate]      #: None: no compression
 
-
-#: The connection options and their defaults (None: off / no limit).
-LIMIT_DEFAULTS: Mapping[str, Optional[float]] = {
-    "max_message_size": _core.DEFAULT_MAX_MESSAGE_SIZE,
-    "close_timeout": DEFAULT_CLOSE_TIMEOUT,
-    "ping_interval": None,
-    "ping_timeout": DEFAULT_PING_TIMEOUT,
-    "idle_timeout": None,
-}
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -227,14 +217,13 @@ class HandshakePolicy:
         self.compression = compression
 
     @classmethod
-    def of_server(cls, server: object) -> HandshakePolicy:
-        """The options a server object holds as attributes (those of
-        ``WebSocketServer``; absent ones take their defaults)."""
-        return cls(origins=getattr(server, "origins", None),
-                   subprotocols=getattr(server, "subprotocols", None) or None,
-                   extra_headers=getattr(server, "extra_headers", None),
-                   on_upgrade=getattr(server, "on_upgrade", None),
-                   compression=getattr(server, "compression", None))
+    def from_options(cls, options: Options, compression: bool = True) -> HandshakePolicy:
+        """The handshake options of ``options``; ``compression=False``
+        leaves compression to the other policies (a ``Sock`` that did not
+        set it follows the server)."""
+        return cls(origins=options.origins, subprotocols=options.subprotocols,
+                   extra_headers=options.extra_headers, on_upgrade=options.on_upgrade,
+                   compression=options.compression if compression else None)
 
     def origin_allowed(self, origins: Sequence[str]) -> bool:
         """Whether a request carrying these ``Origin`` values may upgrade."""
@@ -326,39 +315,17 @@ def _negotiate_deflate(headers: Sequence[Tuple[str, str]],
     return value, (params, settings)
 
 
-# -- connection options ------------------------------------------------------
-
-def check_limits(options: Mapping[str, Optional[float]]) -> Dict[str, Optional[float]]:
-    """Validate connection options (the names of ``LIMIT_DEFAULTS``)."""
-    unknown = set(options) - set(LIMIT_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(LIMIT_DEFAULTS)}")
-    checked = dict(options)
-    if "max_message_size" in checked:
-        size = checked["max_message_size"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ValueError(f"max_message_size must be an int >= 0 (0: no limit), "
-                             f"not {size!r}")
-    check_non_negative(**{k: v for k, v in checked.items() if k != "max_message_size"})
-    return checked
-
-
 def new_websocket(sock: socket.socket, environ: Environ, subprotocol: Optional[str],
-                  limits: Mapping[str, Optional[float]], *, rfile: Any = None,
+                  options: Options, *, rfile: Any = None,
                   pending: bytes = b"", close_socket: bool = True,
                   deflate: Optional[Deflate] = None) -> WebSocket:
     """The server-side WebSocket of an accepted upgrade request."""
-    def limit(name: str) -> Optional[float]:
-        return limits.get(name, LIMIT_DEFAULTS[name])
-
-    size = limit("max_message_size")
     return WebSocket(
-        sock, new_protocol(True, int(size or 0), deflate),
+        sock, new_protocol(True, options.max_message_size, deflate),
         rfile=rfile, environ=environ, path=environ.get("PATH_INFO"),
         origin=environ.get("HTTP_ORIGIN"), subprotocol=subprotocol, version="13",
-        close_timeout=limit("close_timeout"), ping_interval=limit("ping_interval"),
-        ping_timeout=limit("ping_timeout"), idle_timeout=limit("idle_timeout"),
+        close_timeout=options.close_timeout, ping_interval=options.ping_interval,
+        ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
         pending=pending, close_socket=close_socket)
 
 

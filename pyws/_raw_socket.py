@@ -9,6 +9,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ._handshake import (Environ, HandshakePolicy, Refusal, environ_headers, negotiate,
                          new_websocket, switching_protocols)
+from .options import DEFAULTS
 from .websocket import WebSocket, drain_buffered
 
 __all__ = ["raw_socket", "accept_raw"]
@@ -49,9 +50,10 @@ def _buffered_input(environ: Environ, sock: socket.socket) -> bytes:
 
 
 def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
-               limits: Mapping[str, Optional[float]]) -> WebSocket:
+               overrides: Mapping[str, Any]) -> WebSocket:
     """Upgrade on the server's raw socket: validate, write the ``101``
-    ourselves, return the WebSocket.  Raises ``Refusal`` (500 for a valid
+    ourselves, return the WebSocket, with the default connection options
+    but those in ``overrides`` (a ``Sock``'s, checked already).  Raises ``Refusal`` (500 for a valid
     request when the server does not expose its socket) and OSError if the
     client is gone."""
     headers, subprotocol, deflate = negotiate(environ, environ_headers(environ), policies)
@@ -65,7 +67,8 @@ def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
     pending = _buffered_input(environ, sock)
     sock.sendall(switching_protocols(headers))
     # The server closes its socket itself, after its own bookkeeping.
-    return new_websocket(sock, environ, subprotocol, limits, pending=pending,
+    options = DEFAULTS.replace(**overrides) if overrides else DEFAULTS
+    return new_websocket(sock, environ, subprotocol, options, pending=pending,
                          close_socket=False, deflate=deflate)
 
 

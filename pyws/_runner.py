@@ -102,7 +102,12 @@ def close_code_for(raised: Optional[BaseException],
                    status: Optional[str]) -> Tuple[int, str]:
     """The close code and reason of a session that ended so (the rule in
     this module's docstring): ``raised``, what the application raised;
-    ``status``, the last status line it gave ``start_response``."""
+    ``status``, the last status line it gave ``start_response``.
+
+    It does not ask whether the application used the socket (``ws._used``):
+    send() and the Python receive path set that flag but the C fast receive
+    path does not, so a rule on it would give a code that depends on the
+    path a message took (how a raising Flask view got 1000 or 1011)."""
     if raised is not None:
         return (1011 if isinstance(raised, Exception) else 1001), ""
     if not status:

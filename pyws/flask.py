@@ -36,17 +36,16 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar,
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar,
                     Union)
 
 from flask import Blueprint, Flask, Response, current_app, request
 
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
-from ._handshake import (Environ, HandshakePolicy, OnUpgrade, Refusal, asks_for_websocket,
-                         check_limits)
+from ._handshake import Environ, HandshakePolicy, Refusal, asks_for_websocket
 from ._raw_socket import accept_raw, raw_socket
 from ._werkzeug import is_sock_view, mark_sock_view, prepare_routing_app, routed_view
-from .compression import Compression
+from .options import CONNECTION_OPTIONS, OPTION_NAMES, Options
 from .websocket import WebSocket
 
 __all__ = ["Sock"]
@@ -58,45 +57,43 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 _SWITCHING = "101 Switching Protocols"
+# Options about reading the request head: the server's, not a route's.
+_SERVER_ONLY = frozenset({"handshake_timeout", "max_request_size"})
 
 
 class Sock:
     """WebSocket routes for a Flask app: ``@sock.route(rule)``.
 
-    Handshake options (see README, "Handshake options"):
-
-    - ``origins``: None (any), or the allowed ``Origin`` values,
-      ``scheme://host[:port]``; another origin is answered 403.  Requests
-      without ``Origin`` (not from a browser) are allowed.
-    - ``subprotocols``: supported subprotocols, in order of preference
-      (``ws.protocol`` is the one selected, or None).
-    - ``extra_headers``: (name, value) pairs added to the ``101``.
-    - ``on_upgrade(environ)``: called before the ``101``, inside the
-      request's Flask context; return ``(status, headers, body)`` to refuse.
-    - ``compression``: permessage-deflate, True / False / a
-      ``pyws.PerMessageDeflate``; None (default) follows the server's
-      setting under a gevent server, and is on elsewhere.
-
-    Connection options, keywords: ``max_message_size``, ``close_timeout``,
-    ``ping_interval``, ``ping_timeout``, ``idle_timeout`` (as on
-    ``pyws.WebSocketServer``).  Under a gevent server, options given here
-    override the server's for these routes, and the server's handshake
-    options apply as well (both origin lists must allow a request).
+    Options (``pyws.options.Options`` describes each): the handshake
+    options ``origins``, ``subprotocols``, ``extra_headers``, ``on_upgrade``
+    (called before the ``101``, inside the request's Flask context),
+    ``compression`` (None, the default: the server's setting under a gevent
+    server, on elsewhere), and the connection options ``max_message_size``,
+    ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``idle_timeout``;
+    as keywords, or as ``options=`` (all of its connection options then
+    apply) with keywords changing some.  Under a gevent server, the
+    connection options given here override the server's for these routes,
+    and the server's handshake options apply as well (both origin lists must
+    allow a request).  ``handshake_timeout`` and ``max_request_size`` are
+    the server's only: a TypeError here, as is an unknown keyword.
     """
 
-    def __init__(self, app: Optional[Flask] = None, *,
-                 origins: Optional[Iterable[str]] = None,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
-                 on_upgrade: Optional[OnUpgrade] = None,
-                 compression: Compression = None,
-                 **options: Optional[float]) -> None:
+    def __init__(self, app: Optional[Flask] = None, *, options: Optional[Options] = None,
+                 **keywords: Any) -> None:
+        server_only = [name for name in keywords if name in _SERVER_ONLY]
+        if server_only:
+            raise TypeError(f"{server_only[0]} is an option of the server, not of Sock")
+        if keywords.get("compression", True) is None:
+            del keywords["compression"]  # None: follow the server
+        #: This extension's options (defaults for those not given).
+        self.options = Options.build(options, **keywords)
+        given = set(keywords) | (set(OPTION_NAMES) if options is not None else set())
         #: The handshake options of this extension's routes.
-        self.policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
-                                      extra_headers=extra_headers, on_upgrade=on_upgrade,
-                                      compression=compression)
-        #: The connection options given (the others: the server's or defaults).
-        self.options: Dict[str, Optional[float]] = check_limits(options)
+        self.policy = HandshakePolicy.from_options(
+            self.options, compression="compression" in given)
+        #: The connection options given, which override a server's.
+        self.overrides: Dict[str, Any] = {name: getattr(self.options, name)
+                                          for name in CONNECTION_OPTIONS if name in given}
         #: The first app this extension was initialised with.
         self.app: Optional[Flask] = None
         self._apps: List[Flask] = []
@@ -171,9 +168,9 @@ class Sock:
             if upgrade is None:
                 # No route can switch protocols here: accept_raw checks the
                 # request (its 4xx) and then refuses with 500.
-                accept_raw(environ, [self.policy], self.options)
+                accept_raw(environ, [self.policy], self.overrides)
                 raise AssertionError("accept_raw upgraded without a socket")
-            ws = upgrade.accept([self.policy], self.options)
+            ws = upgrade.accept([self.policy], self.overrides)
         except Refusal as refusal:
             _log_refusal(environ, refusal)
             return _refusal_response(refusal)
@@ -284,9 +281,9 @@ class _UpgradeMiddleware:
         try:
             if sock.policy.on_upgrade is not None:
                 with self.app.request_context(environ):  # as for a Sock route
-                    upgrade.accept([sock.policy], sock.options)
+                    upgrade.accept([sock.policy], sock.overrides)
             else:
-                upgrade.accept([sock.policy], sock.options)
+                upgrade.accept([sock.policy], sock.overrides)
         except Refusal as refusal:
             _log_refusal(environ, refusal)
             return _refusal_response(refusal)

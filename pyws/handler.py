@@ -12,25 +12,59 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, FrozenSet, List, Mapping, Optional, Sequence, Tuple, cast
+from typing import Any, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple, cast
 
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
-from ._handshake import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Refusal,
-                         asks_for_websocket, negotiate, new_websocket)
+from ._handshake import (Environ, HandshakePolicy, Negotiated, Refusal, asks_for_websocket,
+                         negotiate, new_websocket)
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade
 from ._werkzeug import find_routing_app, is_sock_view, prepare_routing_app, routed_view
+from .options import OPTION_NAMES, Options
 from .websocket import WebSocket
 
 __all__ = ["WebSocketHandler"]
 
 logger = logging.getLogger("pyws.handler")
 
-#: Seconds a client has to deliver its request head (request line and headers).
-DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-#: Largest request head accepted, in bytes (request line and headers).
-DEFAULT_MAX_REQUEST_SIZE = 32768
+#: The attribute of a server holding its ``ServerSettings``.
+_SETTINGS_ATTRIBUTE = "_pyws_settings"
+
+
+class ServerSettings(NamedTuple):
+    """A server's WebSocket options, and its handshake policy made from
+    them once (not for every request)."""
+
+    options: Options
+    policy: HandshakePolicy
+
+
+def server_settings(server: Any) -> ServerSettings:
+    """The settings of ``server``: its ``options`` (an ``Options``: those of
+    ``WebSocketServer``, of the gunicorn worker's server), else the option
+    attributes it has (the others take their defaults); made once per
+    server."""
+    settings = getattr(server, _SETTINGS_ATTRIBUTE, None)
+    if isinstance(settings, ServerSettings):
+        return settings
+    options = getattr(server, "options", None)
+    if not isinstance(options, Options):
+        options = Options.build(**{name: getattr(server, name) for name in OPTION_NAMES
+                                   if hasattr(server, name)})
+    return install_settings(server, options)
+
+
+def install_settings(server: Any, options: Options,
+                     policy: Optional[HandshakePolicy] = None) -> ServerSettings:
+    """Give ``server`` these options (the handshake policy is made from them
+    unless given: a TypeError or ValueError for a bad origin and the like)."""
+    settings = ServerSettings(options, policy or HandshakePolicy.from_options(options))
+    try:
+        setattr(server, _SETTINGS_ATTRIBUTE, settings)
+    except AttributeError:
+        pass  # a server with __slots__: made again next time
+    return settings
 
 def _plain_response(status: str, body: bytes) -> bytes:
     """A complete HTTP response that closes the connection."""
@@ -116,11 +150,9 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     ``Upgrade`` (``pyws._runner``) whose ``accept`` does the handshake
     through this handler.
 
-    Options are read from the server (see :class:`pyws.WebSocketServer`):
-    ``max_message_size``, ``subprotocols``, ``origins``, ``extra_headers``,
-    ``on_upgrade``, ``handshake_timeout``, ``max_request_size``,
-    ``close_timeout``, ``ping_interval``, ``ping_timeout``,
-    ``idle_timeout``; defaults apply under a plain ``WSGIServer``.
+    Options are the server's ``options`` (a :class:`pyws.options.Options`,
+    as :class:`pyws.WebSocketServer` holds), or the option attributes the
+    server has; defaults apply under a plain ``WSGIServer``.
     """
 
     #: The WebSocket of the current request, None outside one.
@@ -137,7 +169,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         """pywsgi's request cycle, with a deadline on reading the head: a
         client that connects and sends nothing (or drips) is answered 408
         and dropped after ``handshake_timeout`` seconds."""
-        timeout = getattr(self.server, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
+        timeout = server_settings(self.server).options.handshake_timeout
         if timeout is None:
             return super().handle_one_request()
         # Held by the handler only, not by a local of this frame: the frame
@@ -170,7 +202,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         return result
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 (pywsgi's name)
-        limit = getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE)
+        limit = server_settings(self.server).options.max_request_size
         if limit is not None:
             fp = _HeadLimit(fp, limit - len(getattr(self, "requestline", "") or ""))
         return super().MessageClass(fp, *args)
@@ -179,7 +211,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         if isinstance(ex, _HeadTooLarge):
             logger.info("request head from %s exceeds %d bytes",
                         _peer(self.client_address),
-                        getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE))
+                        server_settings(self.server).options.max_request_size)
             self.close_connection = True
             return ("431", _TOO_LARGE_RESPONSE)
         # Not in the gevent stubs: a documented pywsgi hook for subclasses.
@@ -212,7 +244,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         """Validate the upgrade request and switch protocols; the WebSocket,
         or None when the request was refused (and answered)."""
         application: Any = self.application
-        policy = HandshakePolicy.of_server(self.server)
+        policy = server_settings(self.server).policy
         try:
             negotiated = negotiate(
                 environ, _request_headers(self.headers, environ), [policy],
@@ -233,13 +265,13 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         route calls with its own options to perform the handshake (the
         server's options apply too).  Until then nothing is sent, so the
         route can still refuse with any HTTP answer."""
-        server_policy = HandshakePolicy.of_server(self.server)
+        server_policy = server_settings(self.server).policy
 
         def accept(policies: Sequence[HandshakePolicy],
-                   limits: Mapping[str, Optional[float]]) -> WebSocket:
+                   overrides: Mapping[str, Any]) -> WebSocket:
             negotiated = negotiate(environ, _request_headers(self.headers, environ),
                                    [server_policy, *policies])
-            return self._switch_protocols(negotiated, limits)
+            return self._switch_protocols(negotiated, overrides)
 
         upgrade = Upgrade(Route.HANDLER, accept)
         environ[UPGRADE_KEY] = upgrade
@@ -277,20 +309,19 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         self.write(refusal.body)
 
     def _switch_protocols(self, negotiated: Negotiated,
-                          limits: Mapping[str, Optional[float]]) -> WebSocket:
+                          overrides: Mapping[str, Any]) -> WebSocket:
         """Send the 101 response now, through pywsgi's own ``start_response``
         and ``write`` so that its state says headers are sent and it writes
         nothing more (no body framing: a 101 has none); then build the
-        WebSocket, with the server's connection options unless ``limits``
-        overrides them."""
+        WebSocket, with the server's connection options unless ``overrides``
+        (a ``Sock``'s, checked already) changes some."""
         environ = cast(Environ, self.environ)
-        server = self.server
         self.close_connection = True
         self.start_response("101 Switching Protocols", negotiated.headers)
         self.write(b"")
-        options = {name: getattr(server, name, default)
-                   for name, default in LIMIT_DEFAULTS.items()}
-        options.update(limits)
+        options = server_settings(self.server).options
+        if overrides:
+            options = options.replace(**overrides)
         rfile = self.rfile
         ws = new_websocket(self.socket, environ, negotiated.subprotocol, options,
                            rfile=rfile, deflate=negotiated.deflate)
