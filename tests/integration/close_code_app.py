@@ -136,15 +136,13 @@ def main() -> None:
                 ssl_context=tuple(args.tls) if args.tls else None)
         return
 
-    import ssl
-
     from pyws import WebSocketServer
 
     kwargs: Dict[str, Any] = {}
     if args.tls:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(*args.tls)
-        kwargs["ssl_context"] = context
+        # gevent wraps with its own SSL context: a stdlib ssl.SSLContext
+        # would make blocking reads that stall every greenlet when unpatched.
+        kwargs.update(certfile=args.tls[0], keyfile=args.tls[1])
     server = WebSocketServer(("127.0.0.1", args.port), dispatch, **kwargs)
     start_and_announce(server)
     server.serve_forever()

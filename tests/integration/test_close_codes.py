@@ -3,13 +3,14 @@
 An application that raises after the upgrade closes with 1011 (also a Flask
 view, whose exception Flask renders as a 500); one that refuses with a 4xx
 before touching the socket closes with 1008; one that returns closes with
-1000.  Checked with websocket-client (and websockets without TLS), as a
+1000.  Checked with websocket-client and websockets, as a
 browser would see it, for ``Sock`` routes, plain Flask routes reading
 ``environ['wsgi.websocket']`` and a bare WSGI app, under every way of
 deploying them (tests/integration/close_code_app.py).
 """
 from __future__ import annotations
 
+import ssl
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -120,8 +121,11 @@ def _observed_with_websocket_client(server, path: str, ending: str) -> int:
 
 
 def _observed_with_websockets(server, path: str, ending: str) -> int:
-    with ws_connect(server.url(path), open_timeout=TIMEOUT,
-                    close_timeout=TIMEOUT) as conn:
+    context = None
+    if server.scheme == "https":
+        context = ssl.create_default_context(cafile=server.cafile)
+    with ws_connect(server.url(path), open_timeout=TIMEOUT, close_timeout=TIMEOUT,
+                    ssl=context) as conn:
         if ending in ("raise-after-receive", "return"):
             conn.send("hi")
         if ending == "raise-after-send":
@@ -146,11 +150,6 @@ def test_close_code_follows_how_the_application_ended(server, ending):
 
 @pytest.mark.parametrize("ending", ["raise-after-send", "refuse", "return"])
 def test_websockets_client_sees_the_same_codes(server, ending):
-    if server.scheme == "https":
-        # websockets' sync client sometimes hangs in connect() over TLS here
-        # (its reader thread never returns from SSL read after an opening
-        # handshake it gave up on); websocket-client covers TLS above.
-        pytest.skip("websockets' sync client over TLS: see comment")
     for family in _families(server):
         code = _observed_with_websockets(server, f"/{family}/{ending}", ending)
         assert code == EXPECTED[ending], (family, server.kind)
