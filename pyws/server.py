@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any, FrozenSet, Optional
 
 from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
+from gevent import ssl as gevent_ssl  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
 from .handler import WebSocketHandler, install_settings
 from .options import OPTION_NAMES, Options, split
 
 __all__ = ["WebSocketServer"]
+
+logger = logging.getLogger("pyws.server")
 
 #: Keywords WSGIServer takes besides the WebSocket options (its own, and
 #: the TLS ones it hands to the ssl module).
@@ -55,6 +59,7 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
         # Options.build names an unknown keyword (TypeError) and checks the
         # values before anything starts; so does the handshake policy.
         self.options = Options.build(options, **option_keywords, **unknown)
+        _warn_of_blocking_tls(server_keywords.get("ssl_context"))
         super().__init__(listener, application, *args, **server_keywords)
 
     @property
@@ -109,6 +114,16 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
             self._handle(sock, address)  # type: ignore[attr-defined]
         finally:
             self.do_close(sock, address)
+
+
+def _warn_of_blocking_tls(context: Any) -> None:
+    """A stdlib ``ssl.SSLContext`` in a program gevent has not patched
+    makes blocking TLS sockets: one slow client stalls every connection."""
+    if context is None or isinstance(context, gevent_ssl.SSLContext):
+        return
+    logger.warning("ssl_context is a stdlib ssl.SSLContext: its sockets block the "
+                   "whole server (gevent has not patched ssl); give a "
+                   "gevent.ssl.SSLContext (same API), or certfile= and keyfile=")
 
 
 def _is_ip_literal(host: Any) -> bool:
