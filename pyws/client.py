@@ -7,11 +7,12 @@ from typing import (TYPE_CHECKING, List, Mapping, NamedTuple, Optional, Sequence
 from urllib.parse import urlsplit
 
 from . import _core
+from ._handshake import new_protocol
 from .transport import client_modules
-from ._upgrade import new_protocol
 from .compression import Compression, resolve
 from .exceptions import HandshakeError
-from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket
+from .options import DEFAULTS, Options, check_seconds
+from .websocket import WebSocket
 
 if TYPE_CHECKING:
     import socket
@@ -40,14 +41,15 @@ class _Target(NamedTuple):
 
 def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             headers: Optional[Headers] = None, timeout: Optional[float] = None,
-            max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE,
+            max_message_size: int = DEFAULTS.max_message_size,
             origin: Optional[str] = None, *,
             ssl_context: Optional[ssl.SSLContext] = None,
-            close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
-            ping_interval: Optional[float] = None,
-            ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-            idle_timeout: Optional[float] = None,
-            compression: Compression = True) -> WebSocket:
+            close_timeout: Optional[float] = DEFAULTS.close_timeout,
+            ping_interval: Optional[float] = DEFAULTS.ping_interval,
+            ping_timeout: Optional[float] = DEFAULTS.ping_timeout,
+            idle_timeout: Optional[float] = DEFAULTS.idle_timeout,
+            compression: Compression = DEFAULTS.compression,
+            options: Optional[Options] = None) -> WebSocket:
     """Open a WebSocket connection to ``url`` and return it.
 
     ``url`` is ``ws://host[:port]/path[?query]`` or ``wss://...``; wss uses
@@ -56,11 +58,11 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     ``subprotocols`` are offered in order; the one the server selected is the
     WebSocket's ``protocol``.  ``headers`` (a mapping or (name, value) pairs)
     are added to the request, as is ``Origin`` when ``origin`` is given.
-    ``max_message_size``: the largest message accepted (0: no limit).
-    ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``idle_timeout``:
-    see :class:`pyws.WebSocket`.  ``compression``: offer permessage-deflate
-    (True: default settings, False: do not, or a ``pyws.PerMessageDeflate``);
-    ``ws.compressed`` tells whether the server accepted it.
+    ``max_message_size``, ``close_timeout``, ``ping_interval``,
+    ``ping_timeout``, ``idle_timeout``, ``compression`` (offered;
+    ``ws.compressed`` tells whether the server accepted it): the connection
+    options of :class:`pyws.options.Options`, checked there; ``options``
+    gives them as one object (the keywords then must be left out).
 
     ``timeout`` (seconds, None: none) bounds the TCP connect plus the opening
     handshake as a whole; afterwards the socket is blocking again, so use
@@ -75,6 +77,15 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     server's status, 0 if the answer was not HTTP) when the server refuses
     or answers wrongly, OSError (TimeoutError included) for network errors.
     """
+    given = {name: value for name, value in (
+        ("max_message_size", max_message_size), ("close_timeout", close_timeout),
+        ("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
+        ("idle_timeout", idle_timeout), ("compression", compression))
+        if value != getattr(DEFAULTS, name)}
+    if options is not None and given:
+        raise TypeError(f"connect() takes options= or {', '.join(given)}, not both")
+    opts = options if options is not None else Options.build(**given)
+    check_seconds("timeout", timeout)
     target = _parse_url(url)
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols is a sequence of names, not a str")
@@ -88,13 +99,11 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             extra.append((name, value))
     if origin is not None:
         extra.append(("Origin", origin))
-    settings = resolve(compression)
+    settings = resolve(opts.compression)
     if settings is not None:
         extra.append(("Sec-WebSocket-Extensions", _core.deflate_offer(settings.params())))
     request, key = _core.client_request(target.host_header, target.resource,
                                         subprotocols, extra or None)
-    if max_message_size < 0:
-        raise ValueError("max_message_size must be >= 0 (0 means no limit)")
 
     deadline = None if timeout is None else time.monotonic() + timeout
     socket_module, ssl_module = client_modules()
@@ -122,7 +131,7 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
                 raise HandshakeError("the server's response head exceeds "
                                      f"{_MAX_RESPONSE_HEAD} bytes", 0)
         head_length, selected, _response_headers, agreed = parsed
-        protocol = new_protocol(False, max_message_size,
+        protocol = new_protocol(False, opts.max_message_size,
                                 (agreed, settings) if agreed and settings else None)
         sock.settimeout(None)
     except BaseException:
@@ -130,8 +139,8 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
         raise
     return WebSocket(sock, protocol, path=target.resource, origin=origin,
                      subprotocol=selected, version="13",
-                     close_timeout=close_timeout, ping_interval=ping_interval,
-                     ping_timeout=ping_timeout, idle_timeout=idle_timeout,
+                     close_timeout=opts.close_timeout, ping_interval=opts.ping_interval,
+                     ping_timeout=opts.ping_timeout, idle_timeout=opts.idle_timeout,
                      pending=bytes(buf[head_length:]))
 
 

@@ -35,18 +35,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type,
-                    TypeVar, Union)
+import socket
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar,
+                    Union)
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from .compression import Compression
-from ._upgrade import (Environ, HandshakePolicy, OnUpgrade, Refusal, accept_raw,
-                       asks_for_websocket, check_limits, is_sock_view, raw_socket,
-                       routed_view, run_websocket_app, shut_down)
-from .exceptions import ConnectionClosed, ProtocolError
-from .websocket import WebSocket, close_quietly
+from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
+from ._handshake import Environ, HandshakePolicy, Refusal, asks_for_websocket
+from ._raw_socket import accept_raw, raw_socket
+from ._werkzeug import is_sock_view, mark_sock_view, prepare_routing_app, routed_view
+from .options import CONNECTION_OPTIONS, OPTION_NAMES, Options
+from .websocket import WebSocket
 
 __all__ = ["Sock"]
 
@@ -57,45 +57,43 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 _SWITCHING = "101 Switching Protocols"
+# Options about reading the request head: the server's, not a route's.
+_SERVER_ONLY = frozenset({"handshake_timeout", "max_request_size"})
 
 
 class Sock:
     """WebSocket routes for a Flask app: ``@sock.route(rule)``.
 
-    Handshake options (see README, "Handshake options"):
-
-    - ``origins``: None (any), or the allowed ``Origin`` values,
-      ``scheme://host[:port]``; another origin is answered 403.  Requests
-      without ``Origin`` (not from a browser) are allowed.
-    - ``subprotocols``: supported subprotocols, in order of preference
-      (``ws.protocol`` is the one selected, or None).
-    - ``extra_headers``: (name, value) pairs added to the ``101``.
-    - ``on_upgrade(environ)``: called before the ``101``, inside the
-      request's Flask context; return ``(status, headers, body)`` to refuse.
-    - ``compression``: permessage-deflate, True / False / a
-      ``pyws.PerMessageDeflate``; None (default) follows the server's
-      setting under a gevent server, and is on elsewhere.
-
-    Connection options, keywords: ``max_message_size``, ``close_timeout``,
-    ``ping_interval``, ``ping_timeout``, ``idle_timeout`` (as on
-    ``pyws.WebSocketServer``).  Under a gevent server, options given here
-    override the server's for these routes, and the server's handshake
-    options apply as well (both origin lists must allow a request).
+    Options (``pyws.options.Options`` describes each): the handshake
+    options ``origins``, ``subprotocols``, ``extra_headers``, ``on_upgrade``
+    (called before the ``101``, inside the request's Flask context),
+    ``compression`` (None, the default: the server's setting under a gevent
+    server, on elsewhere), and the connection options ``max_message_size``,
+    ``close_timeout``, ``ping_interval``, ``ping_timeout``, ``idle_timeout``;
+    as keywords, or as ``options=`` (all of its connection options then
+    apply) with keywords changing some.  Under a gevent server, the
+    connection options given here override the server's for these routes,
+    and the server's handshake options apply as well (both origin lists must
+    allow a request).  ``handshake_timeout`` and ``max_request_size`` are
+    the server's only: a TypeError here, as is an unknown keyword.
     """
 
-    def __init__(self, app: Optional[Flask] = None, *,
-                 origins: Optional[Iterable[str]] = None,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
-                 on_upgrade: Optional[OnUpgrade] = None,
-                 compression: Compression = None,
-                 **options: Optional[float]) -> None:
+    def __init__(self, app: Optional[Flask] = None, *, options: Optional[Options] = None,
+                 **keywords: Any) -> None:
+        server_only = [name for name in keywords if name in _SERVER_ONLY]
+        if server_only:
+            raise TypeError(f"{server_only[0]} is an option of the server, not of Sock")
+        if keywords.get("compression", True) is None:
+            del keywords["compression"]  # None: follow the server
+        #: This extension's options (defaults for those not given).
+        self.options = Options.build(options, **keywords)
+        given = set(keywords) | (set(OPTION_NAMES) if options is not None else set())
         #: The handshake options of this extension's routes.
-        self.policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
-                                      extra_headers=extra_headers, on_upgrade=on_upgrade,
-                                      compression=compression)
-        #: The connection options given (the others: the server's or defaults).
-        self.options: Dict[str, Optional[float]] = check_limits(options)
+        self.policy = HandshakePolicy.from_options(
+            self.options, compression="compression" in given)
+        #: The connection options given, which override a server's.
+        self.overrides: Dict[str, Any] = {name: getattr(self.options, name)
+                                          for name in CONNECTION_OPTIONS if name in given}
         #: The first app this extension was initialised with.
         self.app: Optional[Flask] = None
         self._apps: List[Flask] = []
@@ -123,7 +121,7 @@ class Sock:
         """Declare a WebSocket route: the decorated function is called as
         ``f(ws, **url_variables)`` once the handshake succeeded; when it
         returns, the WebSocket is closed (1000; 1011 if it raised, the error
-        being logged as Flask logs view errors).  ``bp``: register on that
+        being logged as Flask logs view errors; 1008 for ``abort(4xx)``).  ``bp``: register on that
         blueprint instead of the app.  Other keywords are those of
         ``app.route`` (``endpoint``, ``defaults``, ...); the method is GET.
         A request that is not an upgrade gets 400 "WebSocket expected"."""
@@ -153,27 +151,29 @@ class Sock:
 
         # Tells the gevent handler (and the middleware) that this route does
         # the handshake itself.
-        setattr(view, "_pyws_sock", True)
+        mark_sock_view(view)
         return view
 
     def _serve(self, f: Callable[..., Any], kwargs: Dict[str, Any]) -> Response:
         environ: Environ = request.environ
         ws = environ.get("wsgi.websocket")
         if isinstance(ws, WebSocket):  # upgraded already (a handler that did not defer)
-            _session(f, ws, kwargs)
+            f(ws, **kwargs)
             return _finished()
         if not asks_for_websocket(environ):
             return Response("WebSocket expected\n", 400,
                             {"Content-Type": "text/plain; charset=utf-8"})
-        accept = environ.get("pyws.accept")
+        upgrade = upgrade_of(environ)
         try:
-            if callable(accept):  # the gevent handler
-                ws = accept(self.policy, self.options)
-            else:
-                ws = accept_raw(environ, [self.policy], self.options)
+            if upgrade is None:
+                # No route can switch protocols here: accept_raw checks the
+                # request (its 4xx) and then refuses with 500.
+                accept_raw(environ, [self.policy], self.overrides)
+                raise AssertionError("accept_raw upgraded without a socket")
+            ws = upgrade.accept([self.policy], self.overrides)
         except Refusal as refusal:
             _log_refusal(environ, refusal)
-            return _refusal_response(refusal)
+            return _refusal_response(refusal, environ)
         except OSError as exc:  # the client left before its 101
             logger.debug("WebSocket %s: client gone during the handshake: %s",
                          environ.get("PATH_INFO"), exc)
@@ -181,16 +181,10 @@ class Sock:
             if sock is not None:
                 shut_down(sock)
             return _finished()
-        assert isinstance(ws, WebSocket)
-        environ["wsgi.websocket"] = ws
-        environ["wsgi.websocket_version"] = "13"
-        try:
-            _session(f, ws, kwargs)
-        finally:
-            if environ.get("pyws.upgraded_by") == "raw":
-                shut_down(ws.socket)
-                environ["wsgi.websocket"] = None
-                ws.environ = None
+        # What f raises, Flask logs and answers with a 500 (or the status of
+        # an HTTPException): the session runner around the application
+        # closes the socket by that (pyws._runner: 1011, 1008 for a 4xx).
+        f(ws, **kwargs)
         return _finished()
 
 
@@ -203,62 +197,33 @@ def _add_rules(target: Union[Flask, Blueprint], rule: str, view: Callable[..., A
     target.add_url_rule(rule, view_func=view, methods=["GET"], **options)
 
 
-def _session(f: Callable[..., Any], ws: WebSocket, kwargs: Dict[str, Any]) -> None:
-    """Run the route's function on ``ws``, then close it with a code that
-    says how it ended."""
-    code = 1000
-    try:
-        f(ws, **kwargs)
-    except ConnectionClosed as exc:
-        logger.debug("WebSocket %s closed: %s", ws.path, exc)
-    except ProtocolError as exc:
-        logger.info("WebSocket %s failed by the peer: %s (%d)", ws.path, exc, exc.code)
-    except Exception:
-        code = 1011
-        # As Flask logs a view's error ("Exception on /ws [GET]"); an HTTP
-        # error page cannot follow a 101.
-        current_app.log_exception(sys.exc_info())
-    except BaseException:
-        code = 1001  # the server is stopping
-        raise
-    finally:
-        close_quietly(ws, code, log=logger)
-
-
 def _log_refusal(environ: Environ, refusal: Refusal) -> None:
     logger.info("refused WebSocket handshake for %s: %s (%d)", environ.get("PATH_INFO"),
                 refusal.body.decode("utf-8", "replace").strip(), refusal.status)
 
 
-def _refusal_response(refusal: Refusal) -> Response:
-    # The server decides about keep-alive for an HTTP answer.
+def _refusal_response(refusal: Refusal, environ: Environ) -> Response:
+    # A refused upgrade ends its connection, as the gevent handler's refusals
+    # do: on a server that exposes its socket the read side is shut now, so
+    # nothing the client writes after its request is answered, and the server
+    # closes once its answer is out (Werkzeug's, which reads a finished
+    # request's leftover input until EOF, is not held by such a client).
+    # The server itself decides about keep-alive headers.
+    sock = raw_socket(environ)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
     headers = [(n, v) for n, v in refusal.response_headers() if n.lower() != "connection"]
     return Response(refusal.body, refusal.status, headers)
 
 
-def _finished_call(self: Response, environ: Environ,
-                   start_response: StartResponse) -> Iterable[bytes]:
-    if environ.get("pyws.upgraded_by") == "handler":
-        return []  # pywsgi sent the 101 and has nothing more to write
-    # Werkzeug and gunicorn: the socket is shut down, so this head is never
-    # sent: writing it fails with EPIPE, which they take as the client gone
-    # (quietly), after logging the request with status 101.
-    start_response(_SWITCHING, [])
-    return []
-
-
-_FINISHED: Dict[type, Type[Response]] = {}
-
-
 def _finished() -> Response:
-    """The answer of a route whose WebSocket is over: nothing more goes on
-    the wire.  An instance of the app's response class, as Flask wants."""
-    base: Type[Response] = current_app.response_class
-    cls = _FINISHED.get(base)
-    if cls is None:
-        cls = type("WebSocketFinished", (base,), {"__call__": _finished_call})
-        _FINISHED[base] = cls
-    return cls(status=101)
+    """The answer of a route whose WebSocket is over; the session runner
+    keeps it from the wire (its status, 101, means a normal end)."""
+    response: Response = current_app.response_class(status=101)
+    return response
 
 
 def _middlewares(app: Flask) -> List[object]:
@@ -278,8 +243,10 @@ class _UpgradeMiddleware:
     socket (Werkzeug's, gunicorn's thread workers), an upgrade request for a
     plain route (not a ``Sock`` route, which upgrades itself) is upgraded
     here with the first ``Sock``'s options, and the route finds its
-    WebSocket in ``environ['wsgi.websocket']``, as under gevent.  Under the
-    gevent handler, which did that already, it does nothing."""
+    WebSocket in ``environ['wsgi.websocket']``, as under gevent.  For both
+    kinds of route it runs the application through the session runner, which
+    ends the session by the close-code rule.  Under the gevent handler,
+    which does all that itself, it does nothing."""
 
     def __init__(self, wsgi_app: WSGIApp, app: Flask, sock: Sock) -> None:
         self.wsgi_app = wsgi_app
@@ -287,39 +254,58 @@ class _UpgradeMiddleware:
         self.sock = sock
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if ("wsgi.websocket" in environ or "pyws.accept" in environ
-                or not asks_for_websocket(environ) or raw_socket(environ) is None
-                or is_sock_view(routed_view(self.app, environ))):
+        if ("wsgi.websocket" in environ or upgrade_of(environ) is not None
+                or not asks_for_websocket(environ)):
             return self.wsgi_app(environ, start_response)
+        raw = raw_socket(environ)
+        if raw is None:
+            return self.wsgi_app(environ, start_response)  # Sock routes answer 500
+        upgrade = Upgrade(Route.RAW, functools.partial(accept_raw, environ))
+        environ[UPGRADE_KEY] = upgrade
+        if not is_sock_view(routed_view(self.app, environ)):
+            refused = self._upgrade_plain_route(environ, upgrade, raw)
+            if refused is not None:
+                return refused(environ, start_response)
+        prepare_routing_app(self.wsgi_app, environ)
+        try:
+            result = SessionRunner(upgrade, start_response).run(self.wsgi_app, environ)
+        except Exception:
+            if upgrade.websocket is None:
+                raise
+            # Closed with 1011 already; no HTTP error page after a 101.
+            logger.exception("WebSocket application for %s failed",
+                             environ.get("PATH_INFO"))
+            result = None
+        if result is not None:
+            return result
+        # The socket is shut down: this head never leaves; Werkzeug and
+        # gunicorn log the request as 101 and take the EPIPE as the client
+        # gone, quietly.
+        start_response(_SWITCHING, [])
+        return []
+
+    def _upgrade_plain_route(self, environ: Environ, upgrade: Upgrade,
+                             raw: socket.socket) -> Optional[WSGIApp]:
+        """Upgrade for a plain route with the first ``Sock``'s options;
+        the answer to send instead when that fails."""
         sock = self.sock
         try:
             if sock.policy.on_upgrade is not None:
                 with self.app.request_context(environ):  # as for a Sock route
-                    ws = accept_raw(environ, [sock.policy], sock.options)
+                    upgrade.accept([sock.policy], sock.overrides)
             else:
-                ws = accept_raw(environ, [sock.policy], sock.options)
+                upgrade.accept([sock.policy], sock.overrides)
         except Refusal as refusal:
             _log_refusal(environ, refusal)
-            return _refusal_response(refusal)(environ, start_response)
+            return _refusal_response(refusal, environ)
         except OSError as exc:
             logger.debug("WebSocket %s: client gone during the handshake: %s",
                          environ.get("PATH_INFO"), exc)
-            raw = raw_socket(environ)
-            if raw is not None:
-                shut_down(raw)
-            start_response(_SWITCHING, [])
-            return []
-        environ["wsgi.websocket"] = ws
-        environ["wsgi.websocket_version"] = "13"
-        try:
-            run_websocket_app(self.wsgi_app, environ, ws)
-        except Exception:
-            # Closed with 1011 already; no HTTP error page after a 101.
-            logger.exception("WebSocket application for %s failed", ws.path)
-        finally:
-            shut_down(ws.socket)
-            environ["wsgi.websocket"] = None
-            ws.environ = None
-        start_response(_SWITCHING, [])
-        return []
+            shut_down(raw)
+            return _gone
+        return None
 
+
+def _gone(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response(_SWITCHING, [])
+    return []

@@ -36,9 +36,11 @@ import gevent  # type: ignore[import-untyped, unused-ignore]
 from gunicorn.workers.ggevent import (  # type: ignore[import-untyped, unused-ignore]
     GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer)
 
-from ._upgrade import LIMIT_DEFAULTS, HandshakePolicy, check_limits, find_routing_app
-from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
-from .websocket import WebSocket, check_non_negative
+from ._handshake import HandshakePolicy
+from ._werkzeug import find_routing_app
+from .handler import WebSocketHandler
+from .options import Options
+from .websocket import WebSocket
 
 __all__ = ["GeventWebSocketWorker", "GunicornWebSocketHandler", "server_options"]
 
@@ -55,11 +57,6 @@ _NUMBERS = {
     "max_request_size": int,
 }
 _LISTS = ("subprotocols", "origins")
-_OTHERS = ("extra_headers", "on_upgrade")
-_DEFAULTS: Dict[str, Any] = dict(LIMIT_DEFAULTS, handshake_timeout=DEFAULT_HANDSHAKE_TIMEOUT,
-                                 max_request_size=DEFAULT_MAX_REQUEST_SIZE,
-                                 subprotocols=None, origins=None, extra_headers=None,
-                                 on_upgrade=None, compression=True)
 
 _SWITCHES = {"1": True, "on": True, "true": True, "yes": True,
              "0": False, "off": False, "false": False, "no": False}
@@ -97,19 +94,8 @@ def server_options(base: Optional[Mapping[str, Any]] = None,
         raw = (environ or {}).get(f"PYWS_{name.upper()}")
         if raw is not None:
             options[name] = [item.strip() for item in raw.split(",") if item.strip()] or None
-    unknown = set(options) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown WebSocket option(s): {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(_DEFAULTS)}")
-    if options.get("max_message_size", 0) is None:
-        options["max_message_size"] = 0
-    check_limits({k: v for k, v in options.items() if k in LIMIT_DEFAULTS})
-    check_non_negative(handshake_timeout=options.get("handshake_timeout"),
-                       max_request_size=options.get("max_request_size"))
-    HandshakePolicy(origins=options.get("origins"), subprotocols=options.get("subprotocols"),
-                    extra_headers=options.get("extra_headers"),
-                    on_upgrade=options.get("on_upgrade"),
-                    compression=options.get("compression"))
+    # The same checks, and messages, as every other entry point.
+    HandshakePolicy.from_options(Options.build(**options))
     return options
 
 
@@ -125,8 +111,10 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):  # type: ignore
 
 
 class WebSocketPyWSGIServer(PyWSGIServer):  # type: ignore[misc, unused-ignore]
-    """Where the handler reads the WebSocket options: set as class
-    attributes by the worker (see ``server_options``)."""
+    """Where the handler reads the WebSocket options: ``options``, set by
+    the worker (see ``server_options``)."""
+
+    options: Options = Options()
 
 
 class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc, unused-ignore]
@@ -142,13 +130,10 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc, unused-ig
         owner = find_routing_app(self.wsgi) or self.wsgi
         config = getattr(owner, "config", None)
         app_options = config.get(CONFIG_KEY) if isinstance(config, Mapping) else None
-        options = dict(_DEFAULTS)
-        options.update(server_options(self.websocket_options, app_options, os.environ))
-        if options["on_upgrade"] is not None:
-            # A class attribute: keep it from becoming a bound method.
-            options["on_upgrade"] = staticmethod(options["on_upgrade"])
+        options = Options.build(**server_options(self.websocket_options, app_options,
+                                                 os.environ))
         self.server_class = type("WebSocketPyWSGIServer", (WebSocketPyWSGIServer,),
-                                 options)
+                                 {"options": options})
         super().run()
 
     def handle_exit(self, sig: int, frame: Optional[FrameType]) -> None:

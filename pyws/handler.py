@@ -12,25 +12,59 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, FrozenSet, List, Mapping, Optional, Tuple, cast
+from typing import Any, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple, cast
 
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
 
-from ._upgrade import (LIMIT_DEFAULTS, Environ, HandshakePolicy, Negotiated, Refusal,
-                       asks_for_websocket, find_routing_app, is_sock_view, negotiate,
-                       new_websocket, prepare_routing_app, routed_view,
-                       run_websocket_app)
-from .websocket import WebSocket, close_quietly
+from ._handshake import (Environ, HandshakePolicy, Negotiated, Refusal, asks_for_websocket,
+                         negotiate, new_websocket)
+from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade
+from ._werkzeug import find_routing_app, is_sock_view, prepare_routing_app, routed_view
+from .options import OPTION_NAMES, Options
+from .websocket import WebSocket
 
 __all__ = ["WebSocketHandler"]
 
 logger = logging.getLogger("pyws.handler")
 
-#: Seconds a client has to deliver its request head (request line and headers).
-DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-#: Largest request head accepted, in bytes (request line and headers).
-DEFAULT_MAX_REQUEST_SIZE = 32768
+#: The attribute of a server holding its ``ServerSettings``.
+_SETTINGS_ATTRIBUTE = "_pyws_settings"
+
+
+class ServerSettings(NamedTuple):
+    """A server's WebSocket options, and its handshake policy made from
+    them once (not for every request)."""
+
+    options: Options
+    policy: HandshakePolicy
+
+
+def server_settings(server: Any) -> ServerSettings:
+    """The settings of ``server``: its ``options`` (an ``Options``: those of
+    ``WebSocketServer``, of the gunicorn worker's server), else the option
+    attributes it has (the others take their defaults); made once per
+    server."""
+    settings = getattr(server, _SETTINGS_ATTRIBUTE, None)
+    if isinstance(settings, ServerSettings):
+        return settings
+    options = getattr(server, "options", None)
+    if not isinstance(options, Options):
+        options = Options.build(**{name: getattr(server, name) for name in OPTION_NAMES
+                                   if hasattr(server, name)})
+    return install_settings(server, options)
+
+
+def install_settings(server: Any, options: Options,
+                     policy: Optional[HandshakePolicy] = None) -> ServerSettings:
+    """Give ``server`` these options (the handshake policy is made from them
+    unless given: a TypeError or ValueError for a bad origin and the like)."""
+    settings = ServerSettings(options, policy or HandshakePolicy.from_options(options))
+    try:
+        setattr(server, _SETTINGS_ATTRIBUTE, settings)
+    except AttributeError:
+        pass  # a server with __slots__: made again next time
+    return settings
 
 def _plain_response(status: str, body: bytes) -> bytes:
     """A complete HTTP response that closes the connection."""
@@ -101,10 +135,10 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     HTTP error it deserves (400, 405, 426; 403 for an origin not allowed;
     what ``on_upgrade`` answered) and the application is not called.
 
-    When the application returns, a still open WebSocket is closed with 1000,
-    or with 1008 (4xx) / 1011 (5xx) if the application answered an HTTP error
-    without touching the socket; 1011 if it raised.  ConnectionClosed raised
-    out of it is logged at debug level, ProtocolError at info level.
+    When the application returns, a still open WebSocket is closed by the
+    rule of ``pyws._runner`` (1000; 1011 if it raised or answered a 5xx;
+    1008 if it answered a 4xx).  ConnectionClosed raised out of it is logged
+    at debug level, ProtocolError at info level.
 
     Flask (any Werkzeug ``url_map``): a route declared without
     ``websocket=True`` is shown the request as a plain GET (see
@@ -112,15 +146,13 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     Flask's "Exception on /ws" traceback for those two exceptions, raised in a
     WebSocket view, into the same one-line log.  A ``pyws.flask.Sock`` route
     performs the handshake itself, with its options and the server's: the
-    application is called with the upgrade request untouched and
-    ``environ['pyws.accept']``, a callable doing the handshake through this
-    handler.
+    application is called with the upgrade request untouched and an
+    ``Upgrade`` (``pyws._runner``) whose ``accept`` does the handshake
+    through this handler.
 
-    Options are read from the server (see :class:`pyws.WebSocketServer`):
-    ``max_message_size``, ``subprotocols``, ``origins``, ``extra_headers``,
-    ``on_upgrade``, ``handshake_timeout``, ``max_request_size``,
-    ``close_timeout``, ``ping_interval``, ``ping_timeout``,
-    ``idle_timeout``; defaults apply under a plain ``WSGIServer``.
+    Options are the server's ``options`` (a :class:`pyws.options.Options`,
+    as :class:`pyws.WebSocketServer` holds), or the option attributes the
+    server has; defaults apply under a plain ``WSGIServer``.
     """
 
     #: The WebSocket of the current request, None outside one.
@@ -137,7 +169,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         """pywsgi's request cycle, with a deadline on reading the head: a
         client that connects and sends nothing (or drips) is answered 408
         and dropped after ``handshake_timeout`` seconds."""
-        timeout = getattr(self.server, "handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
+        timeout = server_settings(self.server).options.handshake_timeout
         if timeout is None:
             return super().handle_one_request()
         # Held by the handler only, not by a local of this frame: the frame
@@ -170,7 +202,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         return result
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 (pywsgi's name)
-        limit = getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE)
+        limit = server_settings(self.server).options.max_request_size
         if limit is not None:
             fp = _HeadLimit(fp, limit - len(getattr(self, "requestline", "") or ""))
         return super().MessageClass(fp, *args)
@@ -179,7 +211,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         if isinstance(ex, _HeadTooLarge):
             logger.info("request head from %s exceeds %d bytes",
                         _peer(self.client_address),
-                        getattr(self.server, "max_request_size", DEFAULT_MAX_REQUEST_SIZE))
+                        server_settings(self.server).options.max_request_size)
             self.close_connection = True
             return ("431", _TOO_LARGE_RESPONSE)
         # Not in the gevent stubs: a documented pywsgi hook for subclasses.
@@ -199,17 +231,20 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         ws = self._accept(environ)
         if ws is None:
             return
-        application: Any = self.application
+        upgrade = Upgrade(Route.HANDLER, _upgraded_already)
+        upgrade.accepted(ws)
+        environ[UPGRADE_KEY] = upgrade
         try:
-            run_websocket_app(application, environ, ws)
+            prepare_routing_app(self.application, environ)
+            SessionRunner(upgrade).run(self.application, environ)
         finally:
-            self._forget(ws)
+            self._forget()
 
     def _accept(self, environ: Environ) -> Optional[WebSocket]:
         """Validate the upgrade request and switch protocols; the WebSocket,
         or None when the request was refused (and answered)."""
         application: Any = self.application
-        policy = HandshakePolicy.of_server(self.server)
+        policy = server_settings(self.server).policy
         try:
             negotiated = negotiate(
                 environ, _request_headers(self.headers, environ), [policy],
@@ -226,43 +261,42 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
 
     def _run_deferred(self, environ: Environ) -> None:
         """A ``pyws.flask.Sock`` route: the application is called with the
-        upgrade request as it is and ``environ['pyws.accept']``, which the
+        upgrade request as it is and an ``Upgrade`` whose ``accept`` the
         route calls with its own options to perform the handshake (the
         server's options apply too).  Until then nothing is sent, so the
         route can still refuse with any HTTP answer."""
-        accepted: List[WebSocket] = []
-        server_policy = HandshakePolicy.of_server(self.server)
+        server_policy = server_settings(self.server).policy
 
-        def accept(policy: HandshakePolicy,
-                   limits: Mapping[str, Optional[float]]) -> WebSocket:
-            if accepted:
-                raise RuntimeError("this request was upgraded already")
-            negotiated = negotiate(
-                environ, _request_headers(self.headers, environ),
-                [server_policy, policy])
-            ws = self._switch_protocols(negotiated, limits)
-            accepted.append(ws)
-            return ws
+        def accept(policies: Sequence[HandshakePolicy],
+                   overrides: Mapping[str, Any]) -> WebSocket:
+            negotiated = negotiate(environ, _request_headers(self.headers, environ),
+                                   [server_policy, *policies])
+            return self._switch_protocols(negotiated, overrides)
 
-        environ["pyws.accept"] = accept
+        upgrade = Upgrade(Route.HANDLER, accept)
+        environ[UPGRADE_KEY] = upgrade
+        prepare_routing_app(self.application, environ)
+        # pywsgi's run_application, with the runner between the application
+        # and pywsgi's start_response: an HTTP answer goes out as usual, a
+        # session is closed by the rule and nothing more is written.
         try:
-            prepare_routing_app(self.application, environ)
-            super().run_application()
+            self.result = SessionRunner(upgrade, self.start_response).run(
+                self.application, environ)
+            if self.result is not None:
+                self.process_result()
         finally:
-            environ.pop("pyws.accept", None)
-            for ws in accepted:
-                close_quietly(ws, 1011, log=logger)
-                self._forget(ws)
+            close = getattr(self.result, "close", None)
+            self.result = None
+            try:
+                if close is not None:
+                    close()
+            finally:
+                if upgrade.websocket is not None:
+                    self._forget()
 
-    def _forget(self, ws: WebSocket) -> None:
+    def _forget(self) -> None:
         self.websocket = None
         self.close_connection = True
-        environ = cast(Environ, self.environ)
-        # The environ holds the socket and the socket its environ: break
-        # the cycle so the connection's memory goes now, not at the next
-        # garbage collection.
-        environ["wsgi.websocket"] = None
-        ws.environ = None
 
     def _reject(self, refusal: Refusal) -> None:
         """Answer a refused upgrade request with its status and reason."""
@@ -275,28 +309,24 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         self.write(refusal.body)
 
     def _switch_protocols(self, negotiated: Negotiated,
-                          limits: Mapping[str, Optional[float]]) -> WebSocket:
+                          overrides: Mapping[str, Any]) -> WebSocket:
         """Send the 101 response now, through pywsgi's own ``start_response``
         and ``write`` so that its state says headers are sent and it writes
         nothing more (no body framing: a 101 has none); then build the
-        WebSocket, with the server's connection options unless ``limits``
-        overrides them."""
+        WebSocket, with the server's connection options unless ``overrides``
+        (a ``Sock``'s, checked already) changes some."""
         environ = cast(Environ, self.environ)
-        server = self.server
         self.close_connection = True
         self.start_response("101 Switching Protocols", negotiated.headers)
         self.write(b"")
-        options = {name: getattr(server, name, default)
-                   for name, default in LIMIT_DEFAULTS.items()}
-        options.update(limits)
+        options = server_settings(self.server).options
+        if overrides:
+            options = options.replace(**overrides)
         rfile = self.rfile
         ws = new_websocket(self.socket, environ, negotiated.subprotocol, options,
                            rfile=rfile, deflate=negotiated.deflate)
         self._let_go_of_reader(rfile, environ)
-        environ["pyws.upgraded_by"] = "handler"
         self.websocket = ws
-        environ["wsgi.websocket"] = ws
-        environ["wsgi.websocket_version"] = "13"
         self.websocket_opened(ws)
         self._shed_request_state()
         return ws
@@ -327,6 +357,11 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     def websocket_opened(self, ws: WebSocket) -> None:
         """Called with each WebSocket this handler opens, before the
         application uses it (a hook for subclasses; does nothing)."""
+
+
+def _upgraded_already(policies: Sequence[HandshakePolicy],
+                      limits: Mapping[str, Optional[float]]) -> WebSocket:
+    raise RuntimeError("this request was upgraded already")
 
 
 def _app_subprotocols(application: Any, environ: Environ,

@@ -30,7 +30,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set,
 
 from . import _core
 from .exceptions import ConnectionClosed
-from .websocket import DEFAULT_CLOSE_TIMEOUT, FrameWriter, WebSocket
+from .options import DEFAULTS
+from .websocket import FrameWriter, WebSocket
 
 _OPEN = _core.OPEN
 
@@ -493,7 +494,7 @@ def _disconnect_slow(ws: WebSocket) -> None:
     gone = transport.new_event()
     ws.add_close_callback(lambda _ws: gone.set())
     transport.spawn(_close_quietly, ws, name="pyws-hub-close")
-    timeout = ws.close_timeout if ws.close_timeout is not None else DEFAULT_CLOSE_TIMEOUT
+    timeout = ws.close_timeout if ws.close_timeout is not None else DEFAULTS.close_timeout
     if gone.wait(timeout):
         return
     logger.info("WebSocket %s: not closed within %gs, dropping the connection",

@@ -32,7 +32,8 @@ from typing import (Any, Callable, ClassVar, Iterable, List, Mapping, Optional,
                     Pattern, Sequence, Tuple, Type, Union, cast)
 
 from .exceptions import ProtocolError
-from .websocket import Message, WebSocket, close_quietly
+from ._runner import end_session
+from .websocket import Message, WebSocket
 
 __all__ = ["Resource", "WebSocketApplication"]
 
@@ -71,7 +72,7 @@ class WebSocketApplication:
         """Run the connection: on_open, on_message for each message,
         on_close at the end (also when a callback raised)."""
         ws = self.ws
-        code = 1000
+        raised: Optional[BaseException] = None
         try:
             self.on_open()
             while True:
@@ -84,11 +85,11 @@ class WebSocketApplication:
                 if message is None:
                     break
                 self.on_message(message)
-        except BaseException:
-            code = 1011
+        except BaseException as exc:
+            raised = exc
             raise
         finally:
-            close_quietly(ws, code, log=logger)
+            end_session(ws, raised)
             self.on_close(ws.close_reason)
 
     def on_open(self) -> None:

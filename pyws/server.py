@@ -2,18 +2,27 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable, Optional, Sequence, Tuple
+import logging
+from typing import Any, FrozenSet, Optional
 
 from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
+from gevent import ssl as gevent_ssl  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
-from . import _core
-from ._upgrade import HandshakePolicy, OnUpgrade
-from .compression import Compression
-from .handler import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, WebSocketHandler
-from .websocket import DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, check_non_negative
+from .handler import WebSocketHandler, install_settings
+from .options import OPTION_NAMES, Options, split
 
 __all__ = ["WebSocketServer"]
+
+logger = logging.getLogger("pyws.server")
+
+#: Keywords WSGIServer takes besides the WebSocket options (its own, and
+#: the TLS ones it hands to the ssl module).
+_WSGI_SERVER_KEYWORDS: FrozenSet[str] = frozenset({
+    "backlog", "spawn", "log", "error_log", "handler_class", "environ",
+    "ssl_context", "keyfile", "certfile", "server_side", "cert_reqs", "ssl_version",
+    "ca_certs", "do_handshake_on_connect", "suppress_ragged_eofs", "ciphers",
+})
 
 
 class _ConnectionGreenlet(Greenlet):  # type: ignore[misc, type-arg, unused-ignore]
@@ -28,76 +37,45 @@ class _ConnectionGreenlet(Greenlet):  # type: ignore[misc, type-arg, unused-igno
 class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
     """``gevent.pywsgi.WSGIServer`` with :class:`WebSocketHandler` preset.
 
-    It holds the WebSocket options the handler reads:
+    It holds the WebSocket options the handler reads, ``self.options`` (a
+    :class:`pyws.options.Options`; its docstring describes every option):
+    give them as keywords (``max_message_size=...``, ``origins=...``,
+    ``on_upgrade=...``, ``handshake_timeout=...``...), or as ``options=``
+    with keywords changing some.  An unknown keyword is a TypeError naming
+    it, a bad value a ValueError or TypeError naming the option.
 
-    - ``max_message_size``: largest message accepted, in bytes (0: no
-      limit); a larger one fails the connection with 1009.
-    - ``subprotocols``: supported subprotocols, in order of preference.
-    - ``origins``: None (any origin), or the allowed ``Origin`` values,
-      ``scheme://host[:port]``; a browser request from another origin is
-      answered 403 (protection against cross-site WebSocket hijacking).
-      Requests without ``Origin`` (not from a browser) are allowed.
-    - ``extra_headers``: (name, value) pairs added to every ``101`` response.
-    - ``on_upgrade(environ)``: called for each valid upgrade request before
-      the ``101``; returning ``(status, headers, body)`` refuses it with that
-      answer (e.g. ``(401, [], "log in first")``), None accepts it.
-    - ``compression``: permessage-deflate (RFC 7692) when the client offers
-      it: True (default settings), False (never), or a
-      ``pyws.PerMessageDeflate``.
-    - ``handshake_timeout``: seconds a client has to send its request head
-      (408 and the connection dropped after that; None: no limit).
-    - ``max_request_size``: largest request head (request line and
-      headers) in bytes; a larger one gets 431 (None: pywsgi's own limits).
-    - ``close_timeout``: seconds to wait for the client's close frame.
-    - ``ping_interval``: send a keepalive ping that often (None: never);
-      ``ping_timeout``: drop the connection (1011) when its pong is that late.
-    - ``idle_timeout``: close with 1001 when nothing arrived for that long.
-
-    Other arguments are those of ``WSGIServer``.
+    Other arguments are those of ``WSGIServer`` (``backlog``, ``spawn``,
+    ``log``, ``error_log``, ``handler_class``, ``environ``, and the TLS
+    ones: ``ssl_context``, ``keyfile``, ``certfile``...).
     """
 
     handler_class = WebSocketHandler
 
     def __init__(self, listener: Any, application: Any = None, *args: Any,
-                 max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE,
-                 subprotocols: Optional[Sequence[str]] = None,
-                 origins: Optional[Iterable[str]] = None,
-                 extra_headers: Optional[Iterable[Tuple[str, str]]] = None,
-                 on_upgrade: Optional[OnUpgrade] = None,
-                 compression: Compression = True,
-                 handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
-                 max_request_size: Optional[int] = DEFAULT_MAX_REQUEST_SIZE,
-                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
-                 ping_interval: Optional[float] = None,
-                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-                 idle_timeout: Optional[float] = None,
-                 **kwargs: Any) -> None:
-        if max_message_size < 0:
-            raise ValueError(f"max_message_size must be >= 0 (0: no limit), "
-                             f"not {max_message_size}")
-        check_non_negative(handshake_timeout=handshake_timeout,
-                           max_request_size=max_request_size, close_timeout=close_timeout,
-                           ping_interval=ping_interval, ping_timeout=ping_timeout,
-                           idle_timeout=idle_timeout)
-        if origins is not None and not isinstance(origins, (str, bytes)):
-            origins = list(origins)
-        # Validates them all (TypeError, ValueError) before anything starts.
-        policy = HandshakePolicy(origins=origins, subprotocols=subprotocols,
-                                 extra_headers=extra_headers, on_upgrade=on_upgrade,
-                                 compression=compression)
-        super().__init__(listener, application, *args, **kwargs)
-        self.max_message_size = max_message_size
-        self.subprotocols = policy.subprotocols
-        self.origins = origins
-        self.extra_headers = policy.extra_headers
-        self.on_upgrade = on_upgrade
-        self.compression = compression
-        self.handshake_timeout = handshake_timeout
-        self.max_request_size = max_request_size
-        self.close_timeout = close_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.idle_timeout = idle_timeout
+                 options: Optional[Options] = None, **kwargs: Any) -> None:
+        option_keywords, server_keywords = split(kwargs)
+        unknown = {name: value for name, value in server_keywords.items()
+                   if name not in _WSGI_SERVER_KEYWORDS}
+        # Options.build names an unknown keyword (TypeError) and checks the
+        # values before anything starts; so does the handshake policy.
+        self.options = Options.build(options, **option_keywords, **unknown)
+        _warn_of_blocking_tls(server_keywords.get("ssl_context"))
+        super().__init__(listener, application, *args, **server_keywords)
+
+    @property
+    def options(self) -> Options:
+        """The WebSocket options; setting them applies to the next requests."""
+        return self._options
+
+    @options.setter
+    def options(self, options: Options) -> None:
+        if not isinstance(options, Options):
+            raise TypeError(f"options must be a pyws.options.Options, not {options!r}")
+        install_settings(self, options)  # checks the origins before storing
+        self._options = options
+        # Each option as an attribute too (read them; set ``options``).
+        for name in OPTION_NAMES:
+            setattr(self, name, getattr(options, name))
 
     def do_handle(self, *args: Any) -> None:
         """Spawn the connection's greenlet on ``_serve`` (gevent's own entry
@@ -136,6 +114,16 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
             self._handle(sock, address)  # type: ignore[attr-defined]
         finally:
             self.do_close(sock, address)
+
+
+def _warn_of_blocking_tls(context: Any) -> None:
+    """A stdlib ``ssl.SSLContext`` in a program gevent has not patched
+    makes blocking TLS sockets: one slow client stalls every connection."""
+    if context is None or isinstance(context, gevent_ssl.SSLContext):
+        return
+    logger.warning("ssl_context is a stdlib ssl.SSLContext: its sockets block the "
+                   "whole server (gevent has not patched ssl); give a "
+                   "gevent.ssl.SSLContext (same API), or certfile= and keyfile=")
 
 
 def _is_ip_literal(host: Any) -> bool:

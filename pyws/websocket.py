@@ -23,17 +23,12 @@ from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Option
 
 from . import _core
 from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
+from .options import DEFAULTS, check_seconds
 from .transport import EOF, EVENTS, Transport, transport_for
 
-__all__ = ["WebSocket", "FrameWriter", "Message", "DEFAULT_CLOSE_TIMEOUT",
-           "DEFAULT_PING_TIMEOUT", "check_non_negative", "drain_buffered", "close_quietly"]
+__all__ = ["WebSocket", "FrameWriter", "Message", "drain_buffered", "close_quietly"]
 
 logger = logging.getLogger("pyws.websocket")
-
-#: Seconds ``close()`` waits for the peer's close frame.
-DEFAULT_CLOSE_TIMEOUT = 5.0
-#: Seconds a keepalive ping waits for its pong (when ``ping_interval`` is set).
-DEFAULT_PING_TIMEOUT = 20.0
 
 #: What ``receive()`` returns: ``str`` for text, ``bytes`` for binary messages.
 Message = Union[str, bytes]
@@ -52,13 +47,6 @@ _LINGER_TIME = 2.0
 _LINGER_BYTES = 16 << 20
 # Replies deferred during a burst are written once they reach this size.
 _DEFER_LIMIT = 64 << 10
-
-
-def check_non_negative(**options: Optional[float]) -> None:
-    """ValueError naming the first option that is negative (None is fine)."""
-    for name, value in options.items():
-        if value is not None and value < 0:
-            raise ValueError(f"{name} must be >= 0 or None, not {value}")
 
 
 def drain_buffered(rfile: Any, sock: socket.socket) -> bytes:
@@ -117,14 +105,16 @@ class WebSocket:
                  origin: Optional[str] = None,
                  subprotocol: Optional[str] = None,
                  version: str = "13",
-                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
-                 ping_interval: Optional[float] = None,
-                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-                 idle_timeout: Optional[float] = None,
+                 close_timeout: Optional[float] = DEFAULTS.close_timeout,
+                 ping_interval: Optional[float] = DEFAULTS.ping_interval,
+                 ping_timeout: Optional[float] = DEFAULTS.ping_timeout,
+                 idle_timeout: Optional[float] = DEFAULTS.idle_timeout,
                  pending: bytes = b"",
                  close_socket: bool = True) -> None:
-        check_non_negative(close_timeout=close_timeout, ping_interval=ping_interval,
-                           ping_timeout=ping_timeout, idle_timeout=idle_timeout)
+        # The timers of pyws.options.Options, checked the same way.
+        for name, value in (("close_timeout", close_timeout), ("ping_interval", ping_interval),
+                            ("ping_timeout", ping_timeout), ("idle_timeout", idle_timeout)):
+            check_seconds(name, value)
         self._sock = sock
         self._proto = protocol
         _disable_nagle(sock)

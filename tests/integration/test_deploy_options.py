@@ -14,7 +14,7 @@ from flask import Flask
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from pyws._upgrade import HandshakePolicy, Refusal, negotiate
+from pyws._handshake import HandshakePolicy, Refusal, negotiate
 from pyws.flask import Sock
 from tests.conftest import ROOT, subprocess_env
 from tests.deploy_support import start_deploy

@@ -1,17 +1,16 @@
-"""The server side of the opening handshake, shared by every way pyws serves.
+"""The server side of the opening handshake: what to answer, and with what.
 
-Nothing here imports gevent: the gevent handler (``pyws.handler``), the
-Flask extension (``pyws.flask``) and the upgrade on a raw socket under the
-Werkzeug development server or gunicorn's threaded workers all validate
-requests, apply the handshake options (``HandshakePolicy``) and run
-WebSocket applications with the functions below.
+Validates an upgrade request (the C engine's checks), applies the handshake
+options of a server or a ``Sock`` (``HandshakePolicy``: origins,
+subprotocols, extra headers, ``on_upgrade``, compression) and gives the
+``101`` response's headers (``negotiate``) or a ``Refusal``, the HTTP error
+to send instead.  It neither reads nor writes a socket: the gevent handler
+and the raw-socket upgrade (``pyws._raw_socket``) do, each its own way.
 """
 from __future__ import annotations
 
-import logging
 import re
 import socket
-import sys
 from http import HTTPStatus
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
                     NamedTuple, Optional, Sequence, Tuple, Union)
@@ -19,17 +18,13 @@ from urllib.parse import urlsplit
 
 from . import _core
 from .compression import Compression, PerMessageDeflate, resolve
-from .exceptions import ConnectionClosed, HandshakeError, ProtocolError
-from .websocket import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_PING_TIMEOUT, WebSocket,
-                        check_non_negative, close_quietly, drain_buffered)
+from .exceptions import HandshakeError
+from .options import Options
+from .websocket import WebSocket
 
-__all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "HandshakePolicy",
-           "Refusal", "Negotiated", "Deflate", "negotiate", "asks_for_websocket", "environ_headers",
-           "LIMIT_DEFAULTS", "check_limits", "new_websocket", "raw_socket", "accept_raw",
-           "shut_down", "code_for_status", "run_websocket_app", "WebSocketEndFilter", "find_routing_app", "routed_view", "is_sock_view",
-           "present_mismatch_as_get", "quiet_flask_logger"]
-
-logger = logging.getLogger("pyws.handler")
+__all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "Deflate", "Negotiated",
+           "Refusal", "HandshakePolicy", "asks_for_websocket", "environ_headers",
+           "negotiate", "switching_protocols", "new_websocket", "new_protocol"]
 
 Environ = Dict[str, Any]
 HeaderList = List[Tuple[str, str]]
@@ -49,17 +44,7 @@ class Negotiated(NamedTuple):
     subprotocol: Optional[str]
     deflate: Optional[Deflate]      #: None: no compression
 
-#: The connection options and their defaults (None: off / no limit).
-LIMIT_DEFAULTS: Mapping[str, Optional[float]] = {
-    "max_message_size": _core.DEFAULT_MAX_MESSAGE_SIZE,
-    "close_timeout": DEFAULT_CLOSE_TIMEOUT,
-    "ping_interval": None,
-    "ping_timeout": DEFAULT_PING_TIMEOUT,
-    "idle_timeout": None,
-}
 
-# How many wrapper levels (middleware) to look through for a Werkzeug url_map.
-_MAX_APP_DEPTH = 5
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers the handshake writes itself, or that would corrupt a 101 response.
@@ -232,14 +217,13 @@ class HandshakePolicy:
         self.compression = compression
 
     @classmethod
-    def of_server(cls, server: object) -> HandshakePolicy:
-        """The options a server object holds as attributes (those of
-        ``WebSocketServer``; absent ones take their defaults)."""
-        return cls(origins=getattr(server, "origins", None),
-                   subprotocols=getattr(server, "subprotocols", None) or None,
-                   extra_headers=getattr(server, "extra_headers", None),
-                   on_upgrade=getattr(server, "on_upgrade", None),
-                   compression=getattr(server, "compression", None))
+    def from_options(cls, options: Options, compression: bool = True) -> HandshakePolicy:
+        """The handshake options of ``options``; ``compression=False``
+        leaves compression to the other policies (a ``Sock`` that did not
+        set it follows the server)."""
+        return cls(origins=options.origins, subprotocols=options.subprotocols,
+                   extra_headers=options.extra_headers, on_upgrade=options.on_upgrade,
+                   compression=options.compression if compression else None)
 
     def origin_allowed(self, origins: Sequence[str]) -> bool:
         """Whether a request carrying these ``Origin`` values may upgrade."""
@@ -331,39 +315,17 @@ def _negotiate_deflate(headers: Sequence[Tuple[str, str]],
     return value, (params, settings)
 
 
-# -- connection options ------------------------------------------------------
-
-def check_limits(options: Mapping[str, Optional[float]]) -> Dict[str, Optional[float]]:
-    """Validate connection options (the names of ``LIMIT_DEFAULTS``)."""
-    unknown = set(options) - set(LIMIT_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(LIMIT_DEFAULTS)}")
-    checked = dict(options)
-    if "max_message_size" in checked:
-        size = checked["max_message_size"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ValueError(f"max_message_size must be an int >= 0 (0: no limit), "
-                             f"not {size!r}")
-    check_non_negative(**{k: v for k, v in checked.items() if k != "max_message_size"})
-    return checked
-
-
 def new_websocket(sock: socket.socket, environ: Environ, subprotocol: Optional[str],
-                  limits: Mapping[str, Optional[float]], *, rfile: Any = None,
+                  options: Options, *, rfile: Any = None,
                   pending: bytes = b"", close_socket: bool = True,
                   deflate: Optional[Deflate] = None) -> WebSocket:
     """The server-side WebSocket of an accepted upgrade request."""
-    def limit(name: str) -> Optional[float]:
-        return limits.get(name, LIMIT_DEFAULTS[name])
-
-    size = limit("max_message_size")
     return WebSocket(
-        sock, new_protocol(True, int(size or 0), deflate),
+        sock, new_protocol(True, options.max_message_size, deflate),
         rfile=rfile, environ=environ, path=environ.get("PATH_INFO"),
         origin=environ.get("HTTP_ORIGIN"), subprotocol=subprotocol, version="13",
-        close_timeout=limit("close_timeout"), ping_interval=limit("ping_interval"),
-        ping_timeout=limit("ping_timeout"), idle_timeout=limit("idle_timeout"),
+        close_timeout=options.close_timeout, ping_interval=options.ping_interval,
+        ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
         pending=pending, close_socket=close_socket)
 
 
@@ -378,259 +340,9 @@ def new_protocol(server: bool, max_message_size: int,
                           deflate_mem_level=settings.mem_level)
 
 
-# -- the upgrade on a server's raw socket ---------------------------------------
 
-def raw_socket(environ: Environ) -> Optional[socket.socket]:
-    """The connection's socket, where the server exposes it: Werkzeug's
-    development server (``werkzeug.socket``) and gunicorn's sync, gthread
-    and gevent workers (``gunicorn.socket``)."""
-    sock = environ.get("werkzeug.socket")
-    if sock is None:
-        sock = environ.get("gunicorn.socket")
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _buffered_input(environ: Environ, sock: socket.socket) -> bytes:
-    """Bytes the server read past the request head (frames a client sent
-    right behind its handshake), taken out of its input buffer."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
-    if hasattr(stream, "peek") and hasattr(stream, "read1"):
-        return drain_buffered(stream, sock)  # Werkzeug: the socket's BufferedReader
-    # gunicorn: Body -> reader -> unreader, whose buffer holds the read-ahead.
-    unreader = getattr(getattr(stream, "reader", None), "unreader", None)
-    take = getattr(unreader, "take_buffered", None)
-    if callable(take):
-        data = take()
-        return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
-    buf: Any = getattr(unreader, "buf", None)
-    getvalue = getattr(buf, "getvalue", None)
-    if callable(getvalue):
-        data = getvalue()
-        if isinstance(data, bytes) and data:
-            buf.seek(0)
-            buf.truncate()
-            return data
-    return b""
-
-
-def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
-               limits: Mapping[str, Optional[float]]) -> WebSocket:
-    """Upgrade on the server's raw socket: validate, write the ``101``
-    ourselves, return the WebSocket.  Raises ``Refusal`` (500 for a valid
-    request when the server does not expose its socket) and OSError if the
-    client is gone."""
-    headers, subprotocol, deflate = negotiate(environ, environ_headers(environ), policies)
-    sock = raw_socket(environ)
-    if sock is None:
-        raise Refusal(500, "WebSocket not supported by this server: it gives the "
-                           "application no access to the connection; run the app "
-                           "under pyws.WebSocketServer, gunicorn (gthread worker or "
-                           "pyws.gunicorn.GeventWebSocketWorker) or Werkzeug's "
-                           "development server\n")
-    pending = _buffered_input(environ, sock)
+def switching_protocols(headers: Sequence[Tuple[str, str]]) -> bytes:
+    """The ``101`` response head, for a route that writes it itself."""
     head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
-    sock.sendall(head.encode("latin-1"))
-    environ["pyws.upgraded_by"] = "raw"
-    # The server closes its socket itself, after its own bookkeeping.
-    return new_websocket(sock, environ, subprotocol, limits, pending=pending,
-                         close_socket=False, deflate=deflate)
-
-
-def shut_down(sock: socket.socket) -> None:
-    """End the connection for good: once the WebSocket is over, whatever the
-    HTTP server still tries to write fails (EPIPE), which every server takes
-    as "the client went away", quietly."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-# -- running an application over a WebSocket -----------------------------------
-
-def _discard(data: bytes) -> None:
-    """The write callable given to a WebSocket application: HTTP bodies are
-    meaningless once the protocol switched."""
-
-
-def code_for_status(status_line: str, default: int) -> Tuple[int, str]:
-    """1008 for a 4xx answer, 1011 for 5xx, with the status line as reason."""
-    try:
-        status = int(status_line.split(None, 1)[0])
-    except (ValueError, IndexError):
-        return default, ""
-    if 400 <= status < 500:
-        code = 1008
-    elif 500 <= status < 600:
-        code = 1011
-    else:
-        return default, ""
-    # A close reason is at most 123 UTF-8 bytes.
-    reason = status_line.encode("utf-8")[:123].decode("utf-8", "ignore")
-    return code, reason
-
-
-class _StatusRecorder:
-    """The ``start_response`` given to a WebSocket application: it keeps the
-    last status line (a WebSocket has no HTTP body to send).  A slotted
-    object, smaller than a closure, as it lives as long as the connection."""
-
-    __slots__ = ("status",)
-
-    def __init__(self) -> None:
-        self.status: Optional[str] = None
-
-    def __call__(self, status_line: str, headers: List[Tuple[str, str]],
-                 exc_info: Any = None) -> Callable[[bytes], None]:
-        self.status = status_line
-        return _discard
-
-
-def run_websocket_app(application: Callable[..., Any], environ: Environ,
-                      ws: WebSocket) -> None:
-    """Call the WSGI ``application`` for an upgraded request, then close
-    ``ws`` with a code that says how it ended: 1000 normally, 1008/1011 if
-    it answered a 4xx/5xx without touching the socket, 1011 if it raised
-    (re-raised), 1001 for GreenletExit and the like (re-raised)."""
-    start_response = _StatusRecorder()
-    code, reason = 1000, ""
-    try:
-        prepare_routing_app(application, environ)
-        result = application(environ, start_response)
-        try:
-            for _chunk in result:
-                pass
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-    except ConnectionClosed as exc:
-        logger.debug("WebSocket %s closed: %s", ws.path, exc)
-    except ProtocolError as exc:
-        logger.info("WebSocket %s failed by the peer: %s (%d)", ws.path, exc, exc.code)
-    except BaseException as exc:
-        # An application error is 1011; GreenletExit (server stopping)
-        # and the like mean the endpoint is going away.
-        code = 1011 if isinstance(exc, Exception) else 1001
-        raise
-    finally:
-        if not ws.closed and start_response.status is not None and not ws._used:
-            code, reason = code_for_status(start_response.status, code)
-        close_quietly(ws, code, reason, logger)
-
-
-# -- Werkzeug / Flask routing --------------------------------------------------
-
-def find_routing_app(app: Any) -> Any:
-    """The object owning a Werkzeug ``url_map`` (a Flask app or similar),
-    looking through a few levels of middleware; None if there is none."""
-    routing = sys.modules.get("werkzeug.routing")
-    if routing is None:
-        # No Werkzeug application could exist without this module loaded.
-        return None
-    map_class = getattr(routing, "Map", None)
-    if map_class is None:
-        return None
-    obj = app
-    for _ in range(_MAX_APP_DEPTH):
-        if obj is None:
-            return None
-        if isinstance(getattr(obj, "url_map", None), map_class):
-            return obj
-        obj = (getattr(obj, "wsgi_app", None) or getattr(obj, "app", None)
-               or getattr(obj, "__self__", None))
-    return None
-
-
-def routed_view(owner: Any, environ: Environ) -> Any:
-    """The view function ``owner`` (a Flask app) routes this request to, or
-    None (no match, redirect, wrong method...)."""
-    try:
-        rule, _args = owner.url_map.bind_to_environ(environ).match(return_rule=True)
-    except Exception:
-        return None
-    views = getattr(owner, "view_functions", None)
-    return views.get(rule.endpoint) if isinstance(views, dict) else None
-
-
-def is_sock_view(view: Any) -> bool:
-    """Whether ``view`` is a ``pyws.flask.Sock`` route, which upgrades by itself."""
-    return bool(getattr(view, "_pyws_sock", False))
-
-
-def prepare_routing_app(app: Any, environ: Environ) -> None:
-    """Adapt a Werkzeug/Flask application to a WebSocket request."""
-    owner = find_routing_app(app)
-    if owner is None:
-        return
-    present_mismatch_as_get(owner.url_map, environ)
-    app_logger = getattr(owner, "logger", None)
-    if isinstance(app_logger, logging.Logger) and hasattr(owner, "log_exception"):
-        quiet_flask_logger(app_logger)
-
-
-def present_mismatch_as_get(url_map: Any, environ: Environ) -> None:
-    """Let a plain ``@app.route('/ws')`` serve a WebSocket on Werkzeug >= 2.2.
-
-    Werkzeug only matches upgrade requests against routes declared with
-    ``websocket=True`` and answers 400 (WebsocketMismatch) otherwise.  When
-    that would happen, the request is shown to the application as a plain
-    GET; the original headers stay in ``environ['pyws.upgrade']``.
-    """
-    mismatch = getattr(sys.modules.get("werkzeug.routing"), "WebsocketMismatch", None)
-    if mismatch is None:
-        return  # Werkzeug < 2.2 has no WebSocket routing
-    try:
-        url_map.bind_to_environ(environ).match()
-    except mismatch:
-        pass
-    except Exception:
-        return  # NotFound, redirects...: the application answers those itself
-    else:
-        return
-    connection = environ.get("HTTP_CONNECTION", "")
-    environ["pyws.upgrade"] = {"HTTP_UPGRADE": environ.pop("HTTP_UPGRADE", ""),
-                               "HTTP_CONNECTION": connection}
-    tokens = [t.strip() for t in connection.split(",")
-              if t.strip() and t.strip().lower() != "upgrade"]
-    if tokens:
-        environ["HTTP_CONNECTION"] = ", ".join(tokens)
-    else:
-        environ.pop("HTTP_CONNECTION", None)
-    logger.debug("presenting WebSocket request for %s to the application as a "
-                 "plain GET (its route is not declared websocket=True)",
-                 environ.get("PATH_INFO"))
-
-
-class WebSocketEndFilter(logging.Filter):
-    """Flask catches what a view raises and logs it as an error with its
-    traceback; for the WebSocket ending (ConnectionClosed: the client left;
-    ProtocolError: it broke the protocol) raised in a WebSocket view, log one
-    line on ``pyws.handler`` instead, as for any other WSGI application."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, (ConnectionClosed, ProtocolError)):
-            return True
-        flask = sys.modules.get("flask")
-        if flask is None or not flask.has_request_context():
-            return True
-        ws = flask.request.environ.get("wsgi.websocket")
-        if ws is None:
-            return True  # an HTTP view: a real error, keep its traceback
-        if isinstance(exc, ConnectionClosed):
-            logger.debug("WebSocket %s closed: %s", ws.path, exc)
-        else:
-            logger.info("WebSocket %s failed by the peer: %s (%d)",
-                        ws.path, exc, exc.code)
-        return False
-
-
-def quiet_flask_logger(app_logger: logging.Logger) -> None:
-    for existing in app_logger.filters:
-        if isinstance(existing, WebSocketEndFilter):
-            return
-    app_logger.addFilter(WebSocketEndFilter())
+    return head.encode("latin-1")
