@@ -18,7 +18,11 @@ that moves one fails one test with a clear message:
   ``start(callback)``, ``stop()`` and ``callback``, set to None on close;
 - its ``hub`` has ``switch()`` and ``loop.run_callback()``;
 - closing the socket from another greenlet throws ``cancel_wait_ex`` (an
-  OSError) into a greenlet whose ``switch`` is a watcher's callback.
+  OSError) into a greenlet whose ``switch`` is a watcher's callback;
+- a ``gevent.server.StreamServer`` keeps its spawn function (None, a pool's
+  ``spawn`` or ``Greenlet.spawn``) in ``_spawn`` and its connection handler
+  in ``_handle`` (WebSocketServer spawns connections itself, see
+  ``server_spawn``).
 
 gevent is imported lazily: a program that never uses it never pays for it.
 """
@@ -30,7 +34,7 @@ from typing import Any, Callable, Optional
 
 __all__ = ["loaded", "is_gevent_socket", "is_plain_socket", "patched", "in_greenlet",
            "SocketWaiter", "new_lock", "new_event", "new_queue", "spawn", "call_soon",
-           "socket_modules"]
+           "socket_modules", "server_spawn", "server_handle"]
 
 
 def loaded() -> bool:
@@ -162,3 +166,17 @@ def socket_modules() -> Any:
     import gevent.ssl  # type: ignore[import-untyped, unused-ignore]
 
     return gevent.socket, gevent.ssl
+
+
+def server_spawn(server: Any) -> Optional[Callable[..., Any]]:
+    """How ``server`` (a gevent StreamServer) spawns a connection's task:
+    None (handled in the accept loop), a pool's ``spawn``, or
+    ``Greenlet.spawn`` (no pool)."""
+    spawn: Optional[Callable[..., Any]] = server._spawn
+    return spawn
+
+
+def server_handle(server: Any, sock: Any, address: Any) -> None:
+    """Run ``server``'s connection handler (what ``handle`` calls) on a
+    connection, here, in the caller's task."""
+    server._handle(sock, address)

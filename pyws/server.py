@@ -9,6 +9,7 @@ from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
 from gevent import ssl as gevent_ssl  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
+from . import _gevent
 from .handler import WebSocketHandler, install_settings
 from .options import OPTION_NAMES, Options, split
 
@@ -83,7 +84,7 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
         an extra interpreter level on the C stack, about 500 bytes that a
         greenlet blocked in ``receive()`` keeps for the life of its
         connection)."""
-        spawn = self._spawn  # type: ignore[attr-defined]  # BaseServer's, not in the stubs
+        spawn = _gevent.server_spawn(self)
         if spawn is None:
             super().do_handle(*args)
             return
@@ -111,7 +112,7 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
 
     def _serve(self, sock: Any, address: Any) -> None:
         try:
-            self._handle(sock, address)  # type: ignore[attr-defined]
+            _gevent.server_handle(self, sock, address)
         finally:
             self.do_close(sock, address)
 

@@ -72,6 +72,21 @@ def check_internals() -> Dict[str, Any]:
     found["closed: _read_event is None"] = a._read_event is None
     b.close()
 
+    # The server internals WebSocketServer spawns connections with.
+    import gevent.pool
+    from gevent.server import StreamServer
+
+    calls = []
+    servers = {"no pool": StreamServer(("127.0.0.1", 0), lambda s, a: calls.append(a)),
+               "pool": StreamServer(("127.0.0.1", 0), lambda s, a: calls.append(a),
+                                    spawn=gevent.pool.Pool())}
+    found["StreamServer._spawn"] = {
+        name: ("Greenlet.spawn" if _gevent.server_spawn(srv) == gevent.Greenlet.spawn
+               else "pool" if callable(_gevent.server_spawn(srv)) else "none")
+        for name, srv in servers.items()}
+    _gevent.server_handle(servers["no pool"], None, "the address")
+    found["StreamServer._handle calls the handler"] = calls == ["the address"]
+
     # A wait with a timeout ends with socket.timeout.
     a, b = gevent.socket.socketpair()
     try:
@@ -140,6 +155,8 @@ EXPECTED_INTERNALS = {
     "closed: _sock.fileno() is -1": -1,
     "closed: _read_event is None": True,
     "wait with a timeout": "socket.timeout",
+    "StreamServer._spawn": {"no pool": "Greenlet.spawn", "pool": "pool"},
+    "StreamServer._handle calls the handler": True,
 }
 
 
