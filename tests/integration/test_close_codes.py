@@ -86,7 +86,9 @@ def certificate(tmp_path_factory):
     return make_certificate(tmp_path_factory.mktemp("close-codes-tls"))
 
 
-@pytest.fixture(scope="module", params=list(DEPLOYMENTS))
+@pytest.fixture(scope="module", params=[
+    pytest.param(kind, marks=pytest.mark.tls_clients) if kind.endswith("-tls") else kind
+    for kind in DEPLOYMENTS])
 def server(request, certificate, tmp_path_factory):
     proc = _start(request.param, tmp_path_factory.mktemp("close-codes"), certificate)
     proc.kind = request.param
