@@ -84,9 +84,6 @@ class Transport:
         """Run ``function(*args)`` concurrently (a daemon thread here)."""
         threading.Thread(target=function, args=args, name=name, daemon=True).start()
 
-    def call_soon(self, function: Callable[..., None], *args: Any) -> None:
-        self.spawn(function, *args)
-
     # -- bytes ---------------------------------------------------------------
 
     def _checked_fileno(self) -> int:
@@ -247,15 +244,11 @@ class BlockingTransport(_FdTransport):
         return super().recv_raw(deadline)
 
 
-class GeventTransport(_FdTransport):
-    """A plain gevent socket, patched or not (see the module docstring)."""
+class _GeventTasks:
+    """The concurrency of a gevent socket's world: greenlets and gevent's
+    locks, events and queues."""
 
-    cooperative = True
-    __slots__ = ("waiter",)
-
-    def __init__(self, sock: Any) -> None:
-        waiter = self.waiter = _gevent.SocketWaiter(sock)
-        super().__init__(sock, waiter.raw)
+    __slots__ = ()
 
     def new_lock(self) -> Any:
         return _gevent.new_lock()
@@ -269,7 +262,20 @@ class GeventTransport(_FdTransport):
     def spawn(self, function: Callable[..., None], *args: Any, name: str = "pyws") -> None:
         _gevent.spawn(function, *args)
 
+
+class GeventTransport(_GeventTasks, _FdTransport):
+    """A plain gevent socket, patched or not (see the module docstring)."""
+
+    cooperative = True
+    __slots__ = ("waiter",)
+
+    def __init__(self, sock: Any) -> None:
+        waiter = self.waiter = _gevent.SocketWaiter(sock)
+        super().__init__(sock, waiter.raw)
+
     def call_soon(self, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function(*args)`` at the hub's next turn (the session's
+        replies to a burst, which only this transport defers)."""
         _gevent.call_soon(self.sock, function, *args)
 
     def fill(self, proto: _core.Protocol, deadline: Optional[float] = None,
@@ -288,16 +294,11 @@ class GeventTransport(_FdTransport):
         self.waiter.wait(write, timeout)
 
 
-class _GeventStreamTransport(Transport):
+class _GeventStreamTransport(_GeventTasks, Transport):
     """gevent's TLS (or another gevent socket subclass): its own methods,
     with gevent's locks and greenlets."""
 
     __slots__ = ()
-    new_lock = GeventTransport.new_lock
-    new_event = GeventTransport.new_event
-    new_queue = GeventTransport.new_queue
-    spawn = GeventTransport.spawn
-    call_soon = GeventTransport.call_soon
 
 
 #: Whether plain sockets get an fd transport (the engine does their I/O);

@@ -19,12 +19,12 @@ import time
 from collections import deque
 from types import TracebackType
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Optional,
-                    Type, Union)
+                    Type, Union, cast)
 
 from . import _core
 from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
 from .options import DEFAULTS, check_seconds
-from .transport import EOF, EVENTS, Transport, transport_for
+from .transport import EVENTS, GeventTransport, Transport, transport_for
 
 __all__ = ["WebSocket", "FrameWriter", "Message", "drain_buffered", "close_quietly"]
 
@@ -144,7 +144,7 @@ class WebSocket:
         self._used = False
         # Replies to a burst of received messages gather in the engine and
         # leave in one write (see send); True while some wait there.
-        self._defers = transport.cooperative and transport.direct
+        self._defers = isinstance(transport, GeventTransport)
         self._deferred = False
         self._writer: Optional[FrameWriter] = None
         #: The WSGI environ of the upgrade request (server side), else None.
@@ -421,7 +421,7 @@ class WebSocket:
         queued = self._proto.queue_message(message, binary)
         if not self._deferred:
             self._deferred = True
-            self._transport.call_soon(self._flush_deferred, False)
+            cast(GeventTransport, self._transport).call_soon(self._flush_deferred, False)
         if queued >= _DEFER_LIMIT:
             self._flush_deferred(True)
 

@@ -2,7 +2,7 @@
 
 On a plain socket the C engine reads and writes the descriptor itself
 (``Protocol.receive_from`` / ``send_to``); TLS and other sockets go through
-the socket's Python methods.  ``pyws.websocket.DIRECT_IO = False`` forces
+the socket's Python methods.  ``pyws.transport.DIRECT_IO = False`` forces
 the plain path everywhere.  Here the same byte streams (many frames,
 fragmented, masked, text and binary, pings, closes, invalid input) go
 through a server-side or client-side ``WebSocket`` both ways, over a
