@@ -13,7 +13,7 @@ import re
 import socket
 from http import HTTPStatus
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
-                    NamedTuple, Optional, Sequence, Tuple, Union)
+                    NamedTuple, Optional, Sequence, Tuple, Type, Union)
 from urllib.parse import urlsplit
 
 from . import _core
@@ -318,12 +318,14 @@ def _negotiate_deflate(headers: Sequence[Tuple[str, str]],
 def new_websocket(sock: socket.socket, environ: Environ, subprotocol: Optional[str],
                   options: Options, *, rfile: Any = None,
                   pending: bytes = b"", close_socket: bool = True,
-                  deflate: Optional[Deflate] = None) -> WebSocket:
+                  deflate: Optional[Deflate] = None,
+                  cls: Type[WebSocket] = WebSocket) -> WebSocket:
     """The server-side WebSocket of an accepted upgrade request."""
-    return WebSocket(
+    return cls(
         sock, new_protocol(True, options.max_message_size, deflate),
         rfile=rfile, environ=environ, path=environ.get("PATH_INFO"),
-        origin=environ.get("HTTP_ORIGIN"), subprotocol=subprotocol, version="13",
+        origin=environ.get("HTTP_ORIGIN"), subprotocol=subprotocol,
+        protocol=environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"), version="13",
         close_timeout=options.close_timeout, ping_interval=options.ping_interval,
         ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
         pending=pending, close_socket=close_socket)

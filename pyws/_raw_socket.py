@@ -5,7 +5,7 @@ the ``101`` there and runs the WebSocket in the request's thread."""
 from __future__ import annotations
 
 import socket
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Type
 
 from ._handshake import (Environ, HandshakePolicy, Refusal, environ_headers, negotiate,
                          new_websocket, switching_protocols)
@@ -50,7 +50,8 @@ def _buffered_input(environ: Environ, sock: socket.socket) -> bytes:
 
 
 def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
-               overrides: Mapping[str, Any]) -> WebSocket:
+               overrides: Mapping[str, Any],
+               websocket_class: Type[WebSocket] = WebSocket) -> WebSocket:
     """Upgrade on the server's raw socket: validate, write the ``101``
     ourselves, return the WebSocket, with the default connection options
     but those in ``overrides`` (a ``Sock``'s, checked already).  Raises ``Refusal`` (500 for a valid
@@ -69,6 +70,6 @@ def accept_raw(environ: Environ, policies: Sequence[HandshakePolicy],
     # The server closes its socket itself, after its own bookkeeping.
     options = DEFAULTS.replace(**overrides) if overrides else DEFAULTS
     return new_websocket(sock, environ, subprotocol, options, pending=pending,
-                         close_socket=False, deflate=deflate)
+                         close_socket=False, deflate=deflate, cls=websocket_class)
 
 

@@ -29,7 +29,7 @@ import enum
 import logging
 import socket
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple,
-                    Union)
+                    Type, Union)
 
 from .exceptions import ConnectionClosed, ProtocolError
 from .websocket import WebSocket, close_quietly
@@ -41,8 +41,9 @@ logger = logging.getLogger("pyws.handler")
 
 Environ = Dict[str, Any]
 StartResponse = Callable[..., Any]
-#: ``accept(policies, limits)``: perform the handshake, return the WebSocket.
-Accept = Callable[[Sequence[Any], Any], WebSocket]
+#: ``accept(policies, limits, websocket_class)``: perform the handshake,
+#: return the WebSocket (an instance of ``websocket_class``).
+Accept = Callable[[Sequence[Any], Any, Type[WebSocket]], WebSocket]
 
 #: Where a request's ``Upgrade`` lives in the WSGI environ.
 UPGRADE_KEY = "pyws.upgrade_state"
@@ -74,12 +75,13 @@ class Upgrade:
         #: The WebSocket, once the handshake succeeded.
         self.websocket: Optional[WebSocket] = None
 
-    def accept(self, policies: Sequence[Any], limits: Any) -> WebSocket:
+    def accept(self, policies: Sequence[Any], limits: Any,
+               websocket_class: Type[WebSocket] = WebSocket) -> WebSocket:
         """Perform the handshake (raises ``Refusal``, or OSError when the
         client is gone) and publish the WebSocket in the environ."""
         if self.websocket is not None:
             raise RuntimeError("this request was upgraded already")
-        ws = self._accept(policies, limits)
+        ws = self._accept(policies, limits, websocket_class)
         self.accepted(ws)
         return ws
 

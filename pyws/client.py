@@ -139,6 +139,7 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
         raise
     return WebSocket(sock, protocol, path=target.resource, origin=origin,
                      subprotocol=selected, version="13",
+                     protocol=", ".join(subprotocols) if subprotocols else None,
                      close_timeout=opts.close_timeout, ping_interval=opts.ping_interval,
                      ping_timeout=opts.ping_timeout, idle_timeout=opts.idle_timeout,
                      pending=bytes(buf[head_length:]))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple, cast
+from typing import (Any, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
+                    Type, cast)
 
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
@@ -257,7 +258,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                              environ.get("PATH_INFO"))
             self._reject(Refusal(500, "WebSocket handshake failed: server error\n"))
             return None
-        return self._switch_protocols(negotiated, {})
+        return self._switch_protocols(negotiated, {}, WebSocket)
 
     def _run_deferred(self, environ: Environ) -> None:
         """A ``pyws.flask.Sock`` route: the application is called with the
@@ -267,11 +268,11 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         route can still refuse with any HTTP answer."""
         server_policy = server_settings(self.server).policy
 
-        def accept(policies: Sequence[HandshakePolicy],
-                   overrides: Mapping[str, Any]) -> WebSocket:
+        def accept(policies: Sequence[HandshakePolicy], overrides: Mapping[str, Any],
+                   websocket_class: Type[WebSocket]) -> WebSocket:
             negotiated = negotiate(environ, _request_headers(self.headers, environ),
                                    [server_policy, *policies])
-            return self._switch_protocols(negotiated, overrides)
+            return self._switch_protocols(negotiated, overrides, websocket_class)
 
         upgrade = Upgrade(Route.HANDLER, accept)
         environ[UPGRADE_KEY] = upgrade
@@ -308,8 +309,8 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         self.start_response(refusal.status_line, refusal.response_headers())
         self.write(refusal.body)
 
-    def _switch_protocols(self, negotiated: Negotiated,
-                          overrides: Mapping[str, Any]) -> WebSocket:
+    def _switch_protocols(self, negotiated: Negotiated, overrides: Mapping[str, Any],
+                          websocket_class: Type[WebSocket]) -> WebSocket:
         """Send the 101 response now, through pywsgi's own ``start_response``
         and ``write`` so that its state says headers are sent and it writes
         nothing more (no body framing: a 101 has none); then build the
@@ -324,7 +325,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
             options = options.replace(**overrides)
         rfile = self.rfile
         ws = new_websocket(self.socket, environ, negotiated.subprotocol, options,
-                           rfile=rfile, deflate=negotiated.deflate)
+                           rfile=rfile, deflate=negotiated.deflate, cls=websocket_class)
         self._let_go_of_reader(rfile, environ)
         self.websocket = ws
         self.websocket_opened(ws)
@@ -360,7 +361,8 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
 
 
 def _upgraded_already(policies: Sequence[HandshakePolicy],
-                      limits: Mapping[str, Optional[float]]) -> WebSocket:
+                      limits: Mapping[str, Optional[float]],
+                      websocket_class: Type[WebSocket]) -> WebSocket:
     raise RuntimeError("this request was upgraded already")
 
 

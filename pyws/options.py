@@ -37,8 +37,10 @@ class Options:
 
     - ``max_message_size`` (1048576): the largest message accepted, in
       bytes; a larger one fails the connection with 1009.  0: no limit.
-    - ``close_timeout`` (5.0): seconds ``close()`` waits for the peer's
-      close frame.  None: forever.
+    - ``close_timeout`` (1.0): the longest ``close()`` waits for the peer's
+      close frame, in seconds; it returns as soon as the frame arrives (a
+      round trip), and after this long drops the connection without it.
+      None: forever.
     - ``ping_interval`` (None): send a keepalive ping that often, in
       seconds.  None: never.
     - ``ping_timeout`` (20.0): with ``ping_interval``, drop the connection
@@ -74,7 +76,7 @@ class Options:
     """
 
     max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE
-    close_timeout: Optional[float] = 5.0
+    close_timeout: Optional[float] = 1.0
     ping_interval: Optional[float] = None
     ping_timeout: Optional[float] = 20.0
     idle_timeout: Optional[float] = None

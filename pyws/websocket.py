@@ -22,7 +22,7 @@ from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Option
                     Type, Union, cast)
 
 from . import _core
-from .exceptions import ConnectionClosed, FrameTooLargeException, ProtocolError
+from .exceptions import ConnectionClosed
 from .options import DEFAULTS, check_seconds
 from .transport import EVENTS, GeventTransport, Transport, transport_for
 
@@ -70,7 +70,7 @@ class WebSocket:
     """One open WebSocket connection, client or server side.
 
     ``sock`` is the connected socket (stdlib or gevent, plain or TLS),
-    ``protocol`` the engine, already past the opening handshake.  ``rfile``:
+    ``engine`` the protocol engine, already past the opening handshake.  ``rfile``:
     a buffered reader over ``sock`` that may already hold bytes of the stream
     (they are taken out, and the reader closed); ``pending``: bytes already
     read from the stream, fed to the engine first.  With
@@ -90,20 +90,22 @@ class WebSocket:
     """
 
     __slots__ = (
-        "_sock", "_proto", "_transport", "_lock", "_read_lock", "_messages", "_failure",
+        "_sock", "_proto", "_transport", "_lock", "_read_lock", "_messages",
         "_dead", "_used", "_deferred", "_defers", "_wakeup", "_last_rx", "_ping_sent",
-        "_ping_payload", "_close_callbacks", "_close_socket", "_writer",
-        "environ", "path", "origin", "protocol", "version", "close_timeout",
+        "_ping_payload", "_close_callbacks", "_close_socket", "_writer", "_end_told",
+        "environ", "path", "origin", "protocol", "subprotocol", "version", "handler",
+        "close_timeout",
         "ping_interval", "ping_timeout", "idle_timeout",
         "__weakref__",  # so that applications can keep WeakSets of sockets
     )
 
-    def __init__(self, sock: socket.socket, protocol: _core.Protocol, *,
+    def __init__(self, sock: socket.socket, engine: _core.Protocol, *,
                  rfile: Optional[Any] = None,
                  environ: Optional[Dict[str, Any]] = None,
                  path: Optional[str] = None,
                  origin: Optional[str] = None,
                  subprotocol: Optional[str] = None,
+                 protocol: Optional[str] = None,
                  version: str = "13",
                  close_timeout: Optional[float] = DEFAULTS.close_timeout,
                  ping_interval: Optional[float] = DEFAULTS.ping_interval,
@@ -116,7 +118,7 @@ class WebSocket:
                             ("ping_timeout", ping_timeout), ("idle_timeout", idle_timeout)):
             check_seconds(name, value)
         self._sock = sock
-        self._proto = protocol
+        self._proto = engine
         _disable_nagle(sock)
         if rfile is not None:
             pending = bytes(pending) + drain_buffered(rfile, sock)
@@ -137,7 +139,9 @@ class WebSocket:
         # Messages received and not yet returned; None when there are none
         # (an empty deque is 760 bytes, kept by every idle connection).
         self._messages: Optional[Deque[Message]] = None
-        self._failure: Optional[ProtocolError] = None
+        # Whether receive() returned the None that tells of the end (the
+        # next call raises; see receive).
+        self._end_told = False
         # True once the socket was shut down; the engine is CLOSED by then.
         self._dead = False
         # Whether the application sent or received (see the WSGI runner).
@@ -154,7 +158,14 @@ class WebSocket:
         #: The Origin header of the handshake, if any.
         self.origin = origin
         #: The subprotocol selected during the handshake, or None.
-        self.protocol = subprotocol
+        self.subprotocol = subprotocol
+        #: The ``Sec-WebSocket-Protocol`` header of the opening request as
+        #: it was sent (the subprotocols offered), or None: gevent-websocket's
+        #: ``protocol``.  ``subprotocol`` is the one selected.
+        self.protocol = protocol
+        #: The gevent ``WebSocketHandler`` serving this connection (its
+        #: ``server.clients``, ``active_client``, ``logger``), else None.
+        self.handler: Any = None
         #: The WebSocket protocol version, "13".
         self.version = version
         #: Seconds ``close()`` waits for the peer's close frame (None: forever).
@@ -215,6 +226,22 @@ class WebSocket:
         """The reason that came with ``close_code``."""
         return self._proto.close_reason
 
+    @property
+    def current_app(self) -> Any:
+        """gevent-websocket's ``current_app``: the ``current_app`` of the
+        server's application if it has one, else an object whose
+        ``on_close`` does nothing."""
+        server = getattr(self.handler, "server", None)
+        app = getattr(getattr(server, "application", None), "current_app", None)
+        return app if app is not None else _NO_APP
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The handler's logger (gevent-websocket's ``ws.logger``), else
+        pyws's ``pyws.websocket``."""
+        handler_logger = getattr(self.handler, "logger", None)
+        return handler_logger if isinstance(handler_logger, logging.Logger) else logger
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<{type(self).__name__} {self.path!r} {state}>"
@@ -224,11 +251,28 @@ class WebSocket:
     def receive(self) -> Optional[Message]:
         """Return the next message: str (text) or bytes (binary).
 
-        Returns None once the connection is closed, and on every call after.
-        Pings are answered and the closing handshake completed on the way.
-        Raises ProtocolError (FrameTooLargeException for an oversized
-        message) once if the peer broke the protocol; the connection is then
-        failed."""
+        gevent-websocket's contract: once the connection is over (closed by
+        either side, failed, or lost) receive() returns None, once; the call
+        after raises ConnectionClosed (a WebSocketError), so that a loop that
+        never checks for None ends instead of spinning.  Messages that
+        arrived before the end are all returned first.  ``close_code`` and
+        ``close_reason`` tell how it ended: a protocol violation by the peer
+        fails the connection with its close code (1002, 1007; 1009 for a
+        message over ``max_message_size``), logged on ``pyws.websocket``.
+        Pings are answered and the closing handshake completed on the way."""
+        messages = self._messages
+        if messages:
+            return messages.popleft()
+        message = self._receive(None)
+        if message is None:
+            if self._end_told:
+                raise self._closed_error()
+            self._end_told = True
+        return message
+
+    def _receive(self, deadline: Optional[float]) -> Optional[Message]:
+        """The next message, or None once the connection is over;
+        socket.timeout at ``deadline`` (time.monotonic()) if one is given."""
         messages = self._messages
         if messages:
             return messages.popleft()
@@ -242,23 +286,27 @@ class WebSocket:
         # __exit__ alive for as long as the wait, on every idle connection.
         fill = self._transport.fill
         lock = self._read_lock
-        lock.acquire()
+        if deadline is None:
+            lock.acquire()
+        elif not lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            raise socket.timeout("timed out")
         try:
             while True:
                 messages = self._messages
                 if messages:
                     return messages.popleft()
-                failure = self._failure
-                if failure is not None:
-                    self._failure = None
-                    raise failure
                 if self._dead:
                     return None
                 # Nothing queued: no queue while waiting (_process makes one).
                 self._messages = None
                 try:
-                    got = fill(proto, None, self._deferred)
-                except OSError:  # timed out, or closed by another task
+                    got = fill(proto, deadline, self._deferred)
+                except socket.timeout:
+                    if deadline is not None:
+                        raise
+                    self._eof()  # the socket's own timeout: the connection is over
+                    continue
+                except OSError:  # closed by another task
                     self._eof()
                     continue
                 if got.__class__ is int:
@@ -274,10 +322,12 @@ class WebSocket:
             lock.release()
 
     def __iter__(self) -> Iterator[Message]:
-        """Yield messages until the connection closes."""
+        """Yield messages until the connection is over (never raises at
+        the end)."""
         while True:
-            message = self.receive()
+            message = self._receive(None)
             if message is None:
+                self._end_told = True
                 return
             yield message
 
@@ -295,6 +345,7 @@ class WebSocket:
         if self._wakeup is not None:
             self._last_rx = time.monotonic()
         messages = self._messages
+        failed = False
         for kind, value in events:
             if kind == _TEXT or kind == _BINARY:
                 if messages is None:
@@ -305,13 +356,12 @@ class WebSocket:
                     self._ping_payload = None
             elif kind == _FAIL:
                 code, reason = value  # type: ignore[misc]
-                cls = FrameTooLargeException if code == 1009 else ProtocolError
-                self._failure = cls(reason or f"protocol error, connection "
-                                              f"failed with code {code}", code)
+                failed = True
+                _log_failure(self, code, reason)
             # PING: the engine already queued the pong, written above.
             # CLOSE: the engine queued the echo; the state says what to do.
         if error is not None or proto.state == _CLOSED:
-            self._teardown(linger=error is None and self._failure is not None)
+            self._teardown(linger=error is None and failed)
 
     def _eof(self) -> None:
         """The stream ended (or broke): close the engine, then the socket."""
@@ -572,7 +622,6 @@ class WebSocket:
         if sent and not proto.close_received:
             self._await_close(self.close_timeout)
         self._messages = None
-        self._failure = None
         self._eof()
 
     def _await_close(self, timeout: Optional[float]) -> None:
@@ -706,6 +755,16 @@ class WebSocket:
         self.close()
 
 
+class _NoApp:
+    """``current_app`` when the server's application has none."""
+
+    def on_close(self, *args: Any) -> None:
+        pass
+
+
+_NO_APP = _NoApp()
+
+
 class FrameWriter:
     """What pyws.Hub may do with a member's connection, and nothing more:
     write a broadcast frame to the socket now when nothing else is on its
@@ -778,6 +837,33 @@ def _disable_nagle(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (AttributeError, OSError):
         pass  # not a socket we can tune, or already closed: nothing lost
+
+
+#: Whether a message over the limit was refused yet in this process: the
+#: first one is logged at WARNING (a program moved from a library without a
+#: limit meets it there), the others at INFO.
+_limit_warned = False
+
+
+def _log_failure(ws: WebSocket, code: int, reason: str) -> None:
+    """Log that the peer broke the protocol and the connection was failed."""
+    global _limit_warned
+    if code == 1009:
+        limit = ws._proto.max_message_size
+        if not _limit_warned:
+            _limit_warned = True
+            logger.warning(
+                "WebSocket %s: a message over max_message_size (%d bytes) was refused "
+                "and the connection closed with 1009; set max_message_size to a "
+                "larger number of bytes (0: no limit) on the server, Sock or connect() "
+                "to accept bigger messages (logged at WARNING once per process)",
+                ws.path, limit)
+            return
+        logger.info("WebSocket %s: message over max_message_size (%d bytes), closed "
+                    "with 1009", ws.path, limit)
+        return
+    logger.info("WebSocket %s: the peer broke the protocol: %s; closed with %d",
+                ws.path, reason or "protocol error", code)
 
 
 def close_quietly(ws: WebSocket, code: int, reason: str = "",

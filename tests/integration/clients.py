@@ -157,7 +157,7 @@ class PywsClient(Client):
 
     @property
     def subprotocol(self):
-        return self.ws.protocol
+        return self.ws.subprotocol
 
     def send(self, msg):
         call_with_timeout(self.ws.send, msg)

@@ -129,7 +129,7 @@ def create_app() -> Flask:
 
     @guarded.route("/guarded")
     def guarded_view(ws: WebSocket) -> None:
-        ws.send(json.dumps({"protocol": ws.protocol, "origin": ws.origin,
+        ws.send(json.dumps({"protocol": ws.subprotocol, "origin": ws.origin,
                             "max_message_size": ws._proto.max_message_size}))
         echo(ws)
 

@@ -75,7 +75,7 @@ def wsgi_app(environ, start_response):
         ws.send(json.dumps({
             "path": ws.path,
             "origin": ws.origin,
-            "protocol": ws.protocol,
+            "protocol": ws.subprotocol,
             "query": environ.get("QUERY_STRING", ""),
             "closed": ws.closed,
             "compressed": ws.compressed,

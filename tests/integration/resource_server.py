@@ -63,7 +63,7 @@ class ChatApp(Recording):
 
     def on_open(self) -> None:
         self.opened = True
-        self.ws.send(f"protocol={self.ws.protocol}")
+        self.ws.send(f"protocol={self.ws.subprotocol}")
 
 
 def events(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

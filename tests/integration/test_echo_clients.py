@@ -132,7 +132,10 @@ def test_pyws_iteration_yields_messages_until_the_server_closes(echo_server):
         assert got == ["it", "it"]
         assert ws.closed is True
         assert (ws.close_code, ws.close_reason) == (4000, "bye")
-        assert ws.receive() is None
+        # The iteration took the end: receive() now raises, as it would
+        # after returning None once.
+        with pytest.raises(pyws.ConnectionClosed):
+            ws.receive()
 
 
 def test_both_ends_send_small_messages_without_nagle_delay(echo_server):

@@ -27,7 +27,6 @@ import pytest
 
 from pyws import _core
 from pyws import transport as transport_module
-from pyws.exceptions import ProtocolError
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
 from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1,
@@ -259,11 +258,7 @@ def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0,
             record.append(error_record(exc))
     writer = env.spawn(write_stream)
     while True:
-        try:
-            message = ws.receive()
-        except ProtocolError as exc:
-            record.append(error_record(exc))
-            continue
+        message = ws.receive()  # a failure ends it like a close: close_code tells
         if message is None:
             break
         record.append(describe(message))
@@ -273,6 +268,10 @@ def run_scenario(env: Any, name: str, direct: bool, pending_split: int = 0,
             except OSError as exc:  # ConnectionClosed: the peer closed first
                 record.append(error_record(exc))
     record.append(["closed", ws.closed, ws.close_code, ws.close_reason])
+    try:
+        ws.receive()  # None was returned once: now it raises
+    except OSError as exc:
+        record.append(error_record(exc))
     try:
         ws.send("after the end")
     except OSError as exc:

@@ -19,7 +19,7 @@ from typing import Any, Dict, Tuple
 import pytest
 
 from pyws import _core
-from pyws.exceptions import ConnectionClosed
+from pyws.exceptions import ConnectionClosed, WebSocketError
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
 from tests.wire import OP_TEXT, build_frame, parse_frames
@@ -102,14 +102,21 @@ def test_send_after_close_raises_connection_closed_with_the_code() -> None:
     assert ws.receive() is None
 
 
-def test_receive_returns_queued_messages_in_order_then_none() -> None:
+def test_receive_returns_queued_messages_then_none_once_then_raises() -> None:
+    """gevent-websocket's contract: every message that arrived, then None
+    once, then ConnectionClosed (a WebSocketError), so that a loop that
+    never checks for None ends."""
     ws, peer = pair()
     mask = b"\x01\x02\x03\x04"
     peer.sendall(b"".join(build_frame(OP_TEXT, f"m{i}", mask=mask) for i in range(5)))
     peer.shutdown(socket.SHUT_WR)
     assert [ws.receive() for _ in range(5)] == [f"m{i}" for i in range(5)]
     assert ws.receive() is None
-    assert ws.receive() is None
+    with pytest.raises(WebSocketError) as caught:
+        ws.receive()
+    assert isinstance(caught.value, ConnectionClosed) and caught.value.code == 1006
+    with pytest.raises(ConnectionClosed):
+        ws.receive()
     peer.close()
 
 
