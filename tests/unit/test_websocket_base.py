@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 import weakref
 from typing import Any, Dict, Tuple
 
@@ -20,9 +23,11 @@ import pytest
 
 from pyws import _core
 from pyws.exceptions import ConnectionClosed, WebSocketError
+from pyws import websocket as websocket_module
+from pyws.options import DEFAULTS
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
-from tests.wire import OP_TEXT, build_frame, parse_frames
+from tests.wire import OP_CLOSE, OP_TEXT, build_frame, close_payload, parse_frames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -353,3 +358,64 @@ def test_server_bound_to_an_ip_starts_no_resolver_thread() -> None:
 
 if __name__ == "__main__":
     print(json.dumps(gevent_checks()))
+
+
+def test_close_returns_as_soon_as_the_peer_answers() -> None:
+    """close() waits for the peer's close frame only as long as the peer
+    takes: with a 30 s bound, an answering peer ends it at once, and the
+    closing handshake is complete."""
+    ours, peer = socket.socketpair()
+    ws = WebSocket(ours, _core.Protocol(server=True), close_timeout=30.0)
+
+    def answer() -> None:
+        read_frames(peer, 1)  # our close frame
+        peer.sendall(build_frame(OP_CLOSE, close_payload(1000, "ok"), mask=b"abcd"))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    closer = threading.Thread(target=ws.close, daemon=True)
+    closer.start()
+    closer.join(10.0)
+    assert not closer.is_alive(), "close() still waiting although the peer answered"
+    assert ws.closed and ws.close_code == 1000
+    thread.join(10.0)
+    peer.close()
+
+
+def test_close_gives_up_on_a_silent_peer_after_the_short_default() -> None:
+    """gevent-websocket's close() does not wait at all; pyws's waits for
+    the peer's answer, at most close_timeout, 1 s by default (it was 5 s:
+    a program moved over stalled on every dead peer)."""
+    ours, peer = socket.socketpair()
+    ws = WebSocket(ours, _core.Protocol(server=True))
+    assert ws.close_timeout == DEFAULTS.close_timeout == 1.0
+    started = time.monotonic()
+    ws.close(1001, "bye")
+    waited = time.monotonic() - started
+    assert DEFAULTS.close_timeout * 0.9 <= waited < 4 * DEFAULTS.close_timeout
+    frames = read_frames(peer, 1)
+    assert frames[0].opcode == OP_CLOSE and frames[0].payload == close_payload(1001, "bye")
+    assert peer.recv(1) == b""  # and then the connection is closed
+    peer.close()
+
+
+def test_the_first_message_over_the_limit_is_a_warning_naming_the_limit(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A program moved from gevent-websocket or flask-sock (no limit) meets
+    max_message_size in its log: the first 1009 of a process at WARNING with
+    the limit and how to change it, later ones at INFO; receive() ends the
+    connection as a close does (None, close_code 1009)."""
+    monkeypatch.setattr(websocket_module, "_limit_warned", False)
+    caplog.set_level(logging.INFO, logger="pyws.websocket")
+    for _ in range(2):
+        ours, peer = socket.socketpair()
+        ws = WebSocket(ours, _core.Protocol(server=True, max_message_size=10),
+                       close_timeout=0.5)
+        peer.sendall(build_frame(OP_TEXT, "x" * 100, mask=b"abcd"))
+        assert ws.receive() is None
+        assert ws.close_code == 1009
+        peer.close()
+    records = [r for r in caplog.records if "max_message_size" in r.getMessage()]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.INFO]
+    assert "(10 bytes)" in records[0].getMessage()
+    assert "0: no limit" in records[0].getMessage()
