@@ -56,7 +56,7 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     ``ssl_context``, by default ``ssl.create_default_context()`` (certificate
     and host name verified).
     ``subprotocols`` are offered in order; the one the server selected is the
-    WebSocket's ``protocol``.  ``headers`` (a mapping or (name, value) pairs)
+    WebSocket's ``subprotocol``.  ``headers`` (a mapping or (name, value) pairs)
     are added to the request, as is ``Origin`` when ``origin`` is given.
     ``max_message_size``, ``close_timeout``, ``ping_interval``,
     ``ping_timeout``, ``idle_timeout``, ``compression`` (offered;
