@@ -18,6 +18,10 @@ void pyws_buf_free(pyws_buf *b) {
 }
 
 int pyws_buf_reserve(pyws_buf *b, size_t extra) {
+  return pyws_buf_reserve_upto(b, extra, SIZE_MAX);
+}
+
+int pyws_buf_reserve_upto(pyws_buf *b, size_t extra, size_t most) {
   size_t need, cap;
   uint8_t *p;
   if (b->cap - b->len >= extra) {
@@ -41,6 +45,9 @@ int pyws_buf_reserve(pyws_buf *b, size_t extra) {
       break;
     }
     cap *= 2;
+  }
+  if (cap > most && most >= need) {
+    cap = most;
   }
   p = realloc(b->data, cap);
   if (p == NULL) {

@@ -24,6 +24,10 @@ void pyws_buf_free(pyws_buf *b);
 
 /* Make room for `extra` more bytes.  0 or PYWS_ERR_NOMEM/PYWS_ERR_TOO_LARGE. */
 int pyws_buf_reserve(pyws_buf *b, size_t extra);
+/* As pyws_buf_reserve, but the doubling stops at `most` bytes in all (when
+ * `most` covers what is needed): for a buffer whose final size is known,
+ * growth as the bytes arrive without overshooting that size. */
+int pyws_buf_reserve_upto(pyws_buf *b, size_t extra, size_t most);
 
 /* Append `n` bytes.  0 or PYWS_ERR_NOMEM/PYWS_ERR_TOO_LARGE. */
 int pyws_buf_append(pyws_buf *b, const void *src, size_t n);

@@ -46,10 +46,6 @@
 #include "pyws_frame.h"
 #include "pyws_utf8.h"
 
-/* Payload bytes reserved up front for a data frame whose header announced
- * its length; larger frames grow the buffer as they arrive. */
-#define MAX_PRERESERVE (16u << 20)
-
 struct pyws_conn {
   wslay_frame_context_ptr frame; /* NULL while idle (see above) */
   pyws_frame_io io;
@@ -422,12 +418,9 @@ static int on_frame_start(pyws_conn *c, const struct wslay_frame_iocb *f) {
                (unsigned long long)c->max_message_size);
       return fail(c, 1009, why);
     }
-    if (!c->msg_compressed && payload_length <= MAX_PRERESERVE) {
-      int rv = pyws_buf_reserve(&c->msg, (size_t)payload_length);
-      if (rv != 0) {
-        return rv;
-      }
-    }
+    /* Nothing is reserved for the announced length: a header costs the
+     * peer 14 bytes, and memory must follow the bytes that arrived
+     * (on_payload grows the buffer with them). */
   }
   if ((f->opcode & 0x8) && c->ctrl == NULL && (c->ctrl = malloc(125)) == NULL) {
     return PYWS_ERR_NOMEM;
@@ -603,7 +596,9 @@ static int take_payload(pyws_conn *c) {
       }
     } else {
       uint8_t *dst;
-      if ((rv = pyws_buf_reserve(&c->msg, n)) != 0) {
+      /* Doubling as the bytes come, but never past the end of the frame. */
+      size_t frame_end = left > SIZE_MAX - c->msg.len ? SIZE_MAX : c->msg.len + (size_t)left;
+      if ((rv = pyws_buf_reserve_upto(&c->msg, n, frame_end)) != 0) {
         return rv;
       }
       dst = pyws_buf_tail(&c->msg);

@@ -294,3 +294,68 @@ def test_closed_connections_free_their_buffers_at_once(mem_server):
     assert trajectory[-1] - trajectory[4] < BIG_RSS_SLACK, \
         (f"server RSS {mib(trajectory[4])} after 5 connections, {mib(trajectory[-1])} after "
          f"{BIG_CONNECTIONS} (each closed before the next opened); max {mib(max(trajectory))}")
+
+
+# ---------------------------------------------------------------------------
+# A frame header reserves nothing: memory follows the bytes that arrived.
+
+ANNOUNCERS = 2000
+ANNOUNCED = 1024 * 1024  # each header announces this much (the default limit)
+#: Address space the server may take on top of its start for ANNOUNCERS
+#: idle connections and a few normal ones.  An announcing connection costs
+#: its greenlet, socket and engine (tens of KiB); had the header reserved
+#: its announced length, they would need ANNOUNCERS MiB.
+ANNOUNCERS_AS_BUDGET = 512 * MIB
+
+
+def vm_size(server: ServerProcess) -> int:
+    """The server process's address space (VmSize), in bytes."""
+    assert server.proc is not None and server.proc.poll() is None, "the server died"
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmSize in /proc/<pid>/status")
+
+
+def test_announced_lengths_reserve_no_memory_before_their_bytes_arrive(mem_server):
+    """2,000 connections each send a 14-byte header announcing a 1 MiB
+    message and then nothing, with the server's address space capped (as
+    ``ulimit -v`` or a container would): new handshakes and echoes keep
+    working, and the announcers still get their messages echoed when the
+    bytes do come."""
+    import resource
+
+    assert mem_server.proc is not None
+    start = vm_size(mem_server)
+    cap = start + ANNOUNCERS_AS_BUDGET
+    soft, hard = resource.prlimit(mem_server.proc.pid, resource.RLIMIT_AS)
+    resource.prlimit(mem_server.proc.pid, resource.RLIMIT_AS, (cap, hard))
+    payload = os.urandom(ANNOUNCED)
+    frame = masked(OP_BINARY, payload)
+    header, rest = frame[:14], frame[14:]
+    announcers: List[RawClient] = []
+    try:
+        for _ in range(ANNOUNCERS):
+            raw = RawClient(mem_server.port, timeout=10.0)
+            announcers.append(raw)
+            raw.handshake()
+            raw.send(header)
+        grown = vm_size(mem_server) - start
+        print(f"\n{ANNOUNCERS} connections announcing {mib(ANNOUNCED)} each: server "
+              f"address space +{mib(grown)} (capped at +{mib(ANNOUNCERS_AS_BUDGET)})")
+        # A newcomer is served as usual.
+        with RawClient(mem_server.port, timeout=10.0) as raw:
+            raw.handshake()
+            raw.send_frame(OP_TEXT, "still here")
+            f = raw.read_frame()
+            assert (f.opcode, f.payload) == (OP_TEXT, b"still here")
+        # And the announced messages arrive whole when their bytes do.
+        for raw in announcers[:3]:
+            raw.send(rest)
+            f = raw.read_frame()
+            assert f.opcode == OP_BINARY and f.payload == payload
+    finally:
+        for raw in announcers:
+            raw.close()
+        resource.prlimit(mem_server.proc.pid, resource.RLIMIT_AS, (soft, hard))
