@@ -245,9 +245,15 @@ def asks_for_websocket(environ: Environ) -> bool:
 
 def environ_headers(environ: Environ) -> HeaderList:
     """The request headers rebuilt from the environ (repeated fields arrive
-    joined with commas, as the server put them)."""
-    return [(key[5:].replace("_", "-"), str(value))
-            for key, value in environ.items() if key.startswith("HTTP_")]
+    joined with commas, as the server put them).  WSGI keeps Content-Length
+    and Content-Type out of the HTTP_ keys; the body check needs the first."""
+    headers = [(key[5:].replace("_", "-"), str(value))
+               for key, value in environ.items() if key.startswith("HTTP_")]
+    for key, name in (("CONTENT_LENGTH", "Content-Length"), ("CONTENT_TYPE", "Content-Type")):
+        value = environ.get(key)
+        if value:  # servers put "" for a request without the header
+            headers.append((name, str(value)))
+    return headers
 
 
 def negotiate(environ: Environ, headers: Sequence[Tuple[str, str]],

@@ -73,8 +73,8 @@ int pyws_handshake_check_request(pyws_str method, int version_major,
                                  const pyws_http_header *h, size_t n,
                                  const pyws_str *subprotocols, size_t nsub,
                                  pyws_handshake_verdict *out) {
-  pyws_str key = {0}, version = {0}, host = {0};
-  size_t i, nhost, nkey, nversion;
+  pyws_str key = {0}, version = {0}, host = {0}, body = {0};
+  size_t i, nhost, nkey, nversion, ncontent;
   memset(out, 0, sizeof(*out));
   out->subprotocol = -1;
 
@@ -85,6 +85,18 @@ int pyws_handshake_check_request(pyws_str method, int version_major,
   }
   if (version_major < 1 || (version_major == 1 && version_minor < 1)) {
     return refuse(out, 400, "a WebSocket upgrade needs HTTP/1.1 or later");
+  }
+  /* An upgrade has no body: what follows its head is WebSocket frames, so
+   * a body would be read as frames (and the HTTP server, thinking it
+   * unread, would try to discard it after the session). */
+  if (count_field(h, n, "Transfer-Encoding", &body) > 0) {
+    return refuse(out, 400, "a WebSocket upgrade request must not have a body "
+                            "(Transfer-Encoding)");
+  }
+  ncontent = count_field(h, n, "Content-Length", &body);
+  if (ncontent > 1 || (ncontent == 1 && !(body.len == 1 && body.ptr[0] == '0'))) {
+    return refuse(out, 400, "a WebSocket upgrade request must not have a body "
+                            "(Content-Length other than 0)");
   }
   nhost = count_field(h, n, "Host", &host);
   if (nhost == 0 || host.len == 0) {

@@ -8,6 +8,8 @@
        connection; the server keeps serving afterwards.  A request without
        ``Upgrade: websocket`` is not a WebSocket request at all: it reaches
        the application, whose /ws view answers 400 itself (0.2.4, 0.2.5).
+       A request with a body (Content-Length other than 0, Transfer-Encoding)
+       gets 400 before any 101 (0.2.20-0.2.22).
 0.3.x  a second request on a connection whose first was rejected is not
        answered, the connection ends, and a new connection works.
 """
@@ -234,6 +236,26 @@ def test_case_0_2_18_http_1_0_gets_400(echo):
 def test_case_0_2_19_post_gets_405_allowing_get(echo):
     expect_rejection(echo, request(headers_for(echo) + [("Content-Length", "0")],
                                    method="POST"), 405, "GET", extra=("Allow", "GET"))
+
+
+def test_case_0_2_20_a_body_with_content_length_gets_400(echo):
+    """An upgrade has no body: one announced by Content-Length (here a
+    valid frame, which must not be taken as the first message) is refused
+    before any 101."""
+    body = frame(OP_TEXT, b"smuggled")
+    data = request(headers_for(echo) + [("Content-Length", str(len(body)))]) + body
+    expect_rejection(echo, data, 400, "body")
+
+
+def test_case_0_2_21_a_chunked_body_gets_400(echo):
+    body = frame(OP_TEXT, b"smuggled")
+    data = (request(headers_for(echo) + [("Transfer-Encoding", "chunked")])
+            + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+    expect_rejection(echo, data, 400, "body")
+
+
+def test_case_0_2_22_content_length_0_is_no_body_and_is_upgraded(echo):
+    expect_upgrade(echo, headers_for(echo) + [("Content-Length", "0")])
 
 
 # -- 0.3: the connection after a rejection -------------------------------------
