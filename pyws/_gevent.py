@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import Any, Callable, Optional
+import weakref
+from typing import Any, Callable, Dict, Optional
 
 __all__ = ["loaded", "is_gevent_socket", "is_plain_socket", "patched", "in_greenlet",
-           "SocketWaiter", "new_lock", "new_event", "new_queue", "spawn", "call_soon",
+           "SocketWaiter", "new_lock", "new_event", "new_queue", "spawn", "per_hub", "call_soon",
            "socket_modules", "server_spawn", "server_handle"]
 
 
@@ -153,6 +154,23 @@ def spawn(function: Callable[..., None], *args: Any) -> None:
     import gevent  # type: ignore[import-untyped, unused-ignore]
 
     gevent.spawn(function, *args)
+
+
+#: Objects kept once per hub (per_hub), forgotten with their hub.
+_per_hub: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def per_hub(key: str, factory: Callable[[], Any]) -> Any:
+    """The object ``factory()`` made for the current thread's hub under
+    ``key`` (made on first use): gevent has one hub per thread, and what
+    belongs to a hub's greenlets must not be shared with another's."""
+    import gevent  # type: ignore[import-untyped, unused-ignore]
+
+    kept = _per_hub.setdefault(gevent.get_hub(), {})
+    value = kept.get(key)
+    if value is None:
+        value = kept[key] = factory()
+    return value
 
 
 def call_soon(sock: Any, function: Callable[..., None], *args: Any) -> None:

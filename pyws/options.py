@@ -41,8 +41,10 @@ class Options:
       close frame, in seconds; it returns as soon as the frame arrives (a
       round trip), and after this long drops the connection without it.
       None: forever.
-    - ``ping_interval`` (None): send a keepalive ping that often, in
-      seconds.  None: never.
+    - ``ping_interval`` (20.0): send a keepalive ping that often, in
+      seconds (websockets' default), so that a peer gone without a word
+      (a laptop closed, a NAT entry expired) is noticed and its connection
+      freed.  None: never.
     - ``ping_timeout`` (20.0): with ``ping_interval``, drop the connection
       (1011) when a ping's pong is that late.  None: wait forever.
     - ``idle_timeout`` (None): close with 1001 when nothing arrived for that
@@ -77,7 +79,7 @@ class Options:
 
     max_message_size: int = _core.DEFAULT_MAX_MESSAGE_SIZE
     close_timeout: Optional[float] = 1.0
-    ping_interval: Optional[float] = None
+    ping_interval: Optional[float] = 20.0
     ping_timeout: Optional[float] = 20.0
     idle_timeout: Optional[float] = None
     compression: Compression = True

@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any, Callable, Optional, Tuple, Union
 
 from . import _core, _gevent
+from ._timers import TimerQueue, thread_timers
 
 __all__ = ["Transport", "GeventTransport", "BlockingTransport", "StreamTransport",
            "transport_for", "client_modules", "EVENTS", "EOF"]
@@ -83,6 +84,11 @@ class Transport:
     def spawn(self, function: Callable[..., None], *args: Any, name: str = "pyws") -> None:
         """Run ``function(*args)`` concurrently (a daemon thread here)."""
         threading.Thread(target=function, args=args, name=name, daemon=True).start()
+
+    def timers(self) -> TimerQueue:
+        """The queue that runs the keepalive and idle timers of this
+        world's connections (pyws/_timers.py)."""
+        return thread_timers()
 
     # -- bytes ---------------------------------------------------------------
 
@@ -261,6 +267,13 @@ class _GeventTasks:
 
     def spawn(self, function: Callable[..., None], *args: Any, name: str = "pyws") -> None:
         _gevent.spawn(function, *args)
+
+    def timers(self) -> TimerQueue:
+        return _gevent.per_hub("pyws.timers", _new_gevent_timers)
+
+
+def _new_gevent_timers() -> TimerQueue:
+    return TimerQueue(_gevent.new_lock, _gevent.new_event, _gevent.spawn)
 
 
 class GeventTransport(_GeventTasks, _FdTransport):

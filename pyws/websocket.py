@@ -24,6 +24,7 @@ from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Option
 from . import _core
 from .exceptions import ConnectionClosed
 from .options import DEFAULTS, check_seconds
+from ._timers import TimerQueue
 from .transport import EVENTS, GeventTransport, Transport, transport_for
 
 __all__ = ["WebSocket", "FrameWriter", "Message", "drain_buffered", "close_quietly"]
@@ -91,7 +92,7 @@ class WebSocket:
 
     __slots__ = (
         "_sock", "_proto", "_transport", "_lock", "_read_lock", "_messages",
-        "_dead", "_used", "_deferred", "_defers", "_wakeup", "_last_rx", "_ping_sent",
+        "_dead", "_used", "_deferred", "_defers", "_timers", "_last_rx", "_ping_sent",
         "_ping_payload", "_close_callbacks", "_close_socket", "_writer", "_end_told",
         "environ", "path", "origin", "protocol", "subprotocol", "version", "handler",
         "close_timeout",
@@ -178,13 +179,15 @@ class WebSocket:
         self.idle_timeout = idle_timeout
         self._last_rx = self._ping_sent = time.monotonic()
         self._ping_payload: Optional[bytes] = None
-        self._wakeup: Optional[Any] = None
+        # The queue that runs this connection's timers (pyws/_timers.py),
+        # None without any.
+        self._timers: Optional[TimerQueue] = None
         self._close_callbacks: List[Callable[[WebSocket], None]] = []
         if pending:
             self._process(bytes(pending))
         if (ping_interval is not None or idle_timeout is not None) and not self._dead:
-            self._wakeup = transport.new_event()
-            transport.spawn(self._run_timers, name="pyws-keepalive")
+            self._timers = transport.timers()
+            self._timers.add(self._next_due(), self)
 
     # -- state ---------------------------------------------------------------
 
@@ -315,7 +318,7 @@ class WebSocket:
                     else:
                         self._eof()
                     continue
-                if self._wakeup is not None:
+                if self._timers is not None:
                     self._last_rx = time.monotonic()
                 return got  # type: ignore[return-value]
         finally:
@@ -342,7 +345,7 @@ class WebSocket:
             # the output (after the replies to the messages before it).
             events = proto.events_received()
             error = self._flush_locked(self._transport.flush(proto))
-        if self._wakeup is not None:
+        if self._timers is not None:
             self._last_rx = time.monotonic()
         messages = self._messages
         failed = False
@@ -375,8 +378,6 @@ class WebSocket:
         if self._dead:
             return
         self._dead = True
-        if self._wakeup is not None:
-            self._wakeup.set()
         transport = self._transport
         if linger:
             self._linger()
@@ -654,20 +655,22 @@ class WebSocket:
 
     # -- keepalive and idle timers -------------------------------------------
 
-    def _run_timers(self) -> None:
-        """Background task: keepalive pings and the idle timeout."""
-        wakeup = self._wakeup
-        assert wakeup is not None
+    def _timer_tick(self) -> None:
+        """A timer of this connection may be due (run in a task of its own
+        by its TimerQueue): read what arrived, then ping, drop or close as
+        the timers say, and queue the next due time."""
+        if self._dead:
+            return
         try:
-            while not self._dead:
-                delay = self._next_due() - time.monotonic()
-                if delay > 0 and wakeup.wait(delay):
-                    return  # torn down
+            if time.monotonic() >= self._next_due():  # else activity moved it
                 self._poll()
                 if not self._dead:
                     self._check_timers(time.monotonic())
         except Exception:
             logger.exception("WebSocket %s: keepalive task failed", self.path)
+        timers = self._timers
+        if timers is not None and not self._dead:
+            timers.add(self._next_due(), self)
 
     def _next_due(self) -> float:
         due = []

@@ -55,7 +55,7 @@ def test_defaults_table():
     assert DEFAULTS == Options()
     assert DEFAULTS.max_message_size == 1048576
     assert (DEFAULTS.close_timeout, DEFAULTS.ping_interval, DEFAULTS.ping_timeout,
-            DEFAULTS.idle_timeout) == (1.0, None, 20.0, None)
+            DEFAULTS.idle_timeout) == (1.0, 20.0, 20.0, None)
     assert (DEFAULTS.handshake_timeout, DEFAULTS.max_request_size) == (10.0, 32768)
     assert DEFAULTS.compression is True
     assert (DEFAULTS.origins, DEFAULTS.subprotocols, DEFAULTS.extra_headers,

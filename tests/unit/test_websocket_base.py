@@ -27,7 +27,7 @@ from pyws import websocket as websocket_module
 from pyws.options import DEFAULTS
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
-from tests.wire import OP_CLOSE, OP_TEXT, build_frame, close_payload, parse_frames
+from tests.wire import OP_CLOSE, OP_PING, OP_TEXT, build_frame, close_payload, parse_frames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -284,6 +284,36 @@ def gevent_checks() -> Dict[str, Any]:
     results["reply_then_broadcast"] = [f.payload.decode() for f in parse_frames(data)[0]]
     hub.close()
     peer.close()
+
+    # Keepalive on 300 connections: one task runs every connection's timers
+    # (pyws/_timers.py), so idle connections hold no greenlet each, and
+    # every one of them still gets its pings.
+    import greenlet
+
+    def live_greenlets() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects()
+                   if isinstance(o, greenlet.greenlet) and not o.dead)
+
+    before = live_greenlets()
+    pairs = []
+    for _ in range(300):
+        ours, peer = gevent.socket.socketpair()
+        pairs.append((GWebSocket(ours, _core.Protocol(server=True), close_timeout=0.5,
+                                 ping_interval=0.2, ping_timeout=30.0), peer))
+    gevent.sleep(0)
+    held = live_greenlets() - before
+    pinged = 0
+    with gevent.Timeout(10, False):
+        for _ws, peer in pairs:
+            data = b""
+            while not parse_frames(data)[0]:
+                data += peer.recv(65536)
+            pinged += parse_frames(data)[0][0].opcode == OP_PING
+    results["keepalive"] = {"greenlets_for_300": held, "pinged": pinged}
+    for ws, peer in pairs:
+        peer.close()  # first: the close handshake then ends at once, with EOF
+        ws.close()
     return results
 
 
@@ -292,6 +322,16 @@ def gevent_results() -> Dict[str, Any]:
     pytest.importorskip("gevent")
     results: Dict[str, Any] = script_json(__file__, timeout=120)
     return results
+
+
+def test_gevent_keepalive_of_many_connections_runs_in_one_task(
+        gevent_results: Dict[str, Any]) -> None:
+    """Every connection is pinged, and idle connections with keepalive hold
+    no greenlet each (a parked task per connection nearly doubled the
+    memory of an idle connection)."""
+    keepalive = gevent_results["keepalive"]
+    assert keepalive["pinged"] == 300
+    assert keepalive["greenlets_for_300"] <= 2
 
 
 def test_gevent_two_readers_share_the_messages_without_loss(gevent_results: Dict[str, Any]) -> None:
