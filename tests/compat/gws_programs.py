@@ -3,6 +3,7 @@ peer with only its imports switched, for test_gevent_websocket.py.
 
     python gws_programs.py PEER KIND      PEER: pyws | gevent-websocket
                                           KIND: server | server-debug | wsgiserver
+                                                | handshake-only
     gunicorn ... gws_programs:app         (GWS_PEER=PEER in the environment)
 
 It prints its port (tests/server_port.py), then serves:
@@ -347,6 +348,21 @@ class ClientsCreatingServer(WSGIServer):  # type: ignore[misc]
         self.__dict__["_made_clients"] = made
 
 
+class HandshakeOnlyHandler(WebSocketHandler):  # type: ignore[misc, valid-type]
+    """``prevent_wsgi_call``: the handler does the handshake and leaves the
+    WebSocket (``self.websocket``) to its subclass; the application is not
+    called."""
+
+    prevent_wsgi_call = True
+
+    def run_application(self) -> None:
+        super().run_application()
+        ws = getattr(self, "websocket", None)
+        if ws is not None:
+            ws.send("handshake only")
+            ws.close()
+
+
 def main() -> None:
     global SERVER
     from tests.server_port import start_and_announce
@@ -360,6 +376,8 @@ def main() -> None:
     elif kind == "wsgiserver":
         server = ClientsCreatingServer(("127.0.0.1", 0), PROGRAM,
                                        handler_class=WebSocketHandler)
+    elif kind == "handshake-only":
+        server = WSGIServer(("127.0.0.1", 0), PROGRAM, handler_class=HandshakeOnlyHandler)
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
     SERVER = server

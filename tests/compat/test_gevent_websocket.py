@@ -315,6 +315,22 @@ def test_pre_start_hook_true_serves_plain_wsgi(servers: Servers, peer: str) -> N
         conn.close()
 
 
+@pytest.mark.parametrize("peer", PEERS)
+def test_prevent_wsgi_call_leaves_the_websocket_to_the_handler(servers: Servers,
+                                                               peer: str) -> None:
+    """A handler with ``prevent_wsgi_call`` performs the handshake only: its
+    subclass gets ``self.websocket`` after ``run_application`` (here it sends
+    one message and closes); the application (an echo) is not called."""
+    server = servers(peer, "handshake-only")
+    conn = connect(server, f"/echo?id={new_id()}")
+    try:
+        assert conn.recv() == "handshake only"
+        opcode, _ = conn.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+    finally:
+        conn.close()
+
+
 # -- gunicorn ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("peer", PEERS)
