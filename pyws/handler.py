@@ -48,7 +48,7 @@ class Client:
         return f"<Client {self.address!r} {self.ws!r}>"
 
 
-class _DebugOnlyHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _DebugOnlyHandler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
     """Writes records to stderr only when its server runs with ``debug``."""
 
     def __init__(self, debug: bool) -> None:
