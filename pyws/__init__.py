@@ -2,6 +2,11 @@
 
 ``import pyws`` does not import gevent: ``WebSocketHandler`` and
 ``WebSocketServer`` are loaded on first access, as gevent is optional.
+
+gevent-websocket's top-level names are here too, so that
+``from geventwebsocket import WebSocketServer, WebSocketApplication,
+Resource, WebSocketError`` becomes ``from pyws import ...`` (and
+``BaseProtocol``, gevent-websocket's ``protocols.base``).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from .websocket import WebSocket
 
 if TYPE_CHECKING:
     from .handler import WebSocketHandler
+    from .resource import BaseProtocol, Resource, WebSocketApplication
     from .server import WebSocketServer
 
 __version__ = "0.1.0"
@@ -26,7 +32,11 @@ __all__ = [
     "PerMessageDeflate",
     "WebSocketHandler",
     "WebSocketServer",
+    "Resource",
+    "WebSocketApplication",
+    "BaseProtocol",
     "connect",
+    "get_version",
     "WebSocketError",
     "HandshakeError",
     "ProtocolError",
@@ -35,12 +45,32 @@ __all__ = [
 ]
 
 
+#: Names imported on first access (PEP 562), by module: the gevent-based
+#: classes, and the application layer with them.
+_LAZY = {
+    "WebSocketHandler": "handler",
+    "WebSocketServer": "server",
+    "Resource": "resource",
+    "WebSocketApplication": "resource",
+    "BaseProtocol": "resource",
+}
+
+
+def get_version() -> str:
+    """The version of pyws (gevent-websocket's ``get_version()``)."""
+    return __version__
+
+
 def __getattr__(name: str) -> Any:
-    # PEP 562: the gevent-based classes are imported on first use only.
-    if name == "WebSocketHandler":
-        from .handler import WebSocketHandler
-        return WebSocketHandler
-    if name == "WebSocketServer":
-        from .server import WebSocketServer
-        return WebSocketServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -105,6 +105,9 @@ class GunicornWebSocketHandler(WebSocketHandler, PyWSGIHandler):  # type: ignore
     # gunicorn's access log reads the request and response headers.
     shed_after_upgrade = WebSocketHandler.shed_after_upgrade - {"headers",
                                                                 "response_headers"}
+    # gunicorn's access log (``--access-logfile``), not gevent-websocket's
+    # request log, which its worker replaced with a silent one.
+    log_request = PyWSGIHandler.log_request
 
     def websocket_opened(self, ws: WebSocket) -> None:
         _open_sockets.add(ws)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import (Any, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
-                    Type, cast)
+import sys
+from typing import (Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Type, cast)
 
 import gevent  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
@@ -25,9 +26,62 @@ from ._werkzeug import find_routing_app, is_sock_view, prepare_routing_app, rout
 from .options import OPTION_NAMES, Options
 from .websocket import WebSocket
 
-__all__ = ["WebSocketHandler"]
+__all__ = ["Client", "WebSocketHandler", "request_logger"]
 
 logger = logging.getLogger("pyws.handler")
+
+#: The logger a server without one gets from the handler (gevent-websocket's
+#: ``geventwebsocket.handler``; see ``WebSocketHandler.logger``).
+HANDLER_LOGGER_NAME = "pyws.handler.requests"
+
+
+class Client:
+    """An open WebSocket in ``server.clients``, as gevent-websocket's:
+    ``address`` (the client's), ``ws``; an application may set more
+    attributes on it (a chat's ``nickname``)."""
+
+    def __init__(self, address: Any, ws: WebSocket) -> None:
+        self.address = address
+        self.ws = ws
+
+    def __repr__(self) -> str:
+        return f"<Client {self.address!r} {self.ws!r}>"
+
+
+class _DebugOnlyHandler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
+    """Writes records to stderr only when its server runs with ``debug``."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.DEBUG)
+        self.debug = debug
+        #: Whether it set its logger's level to DEBUG (undone by the next).
+        self.raised_level = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.debug:
+            super().emit(record)
+
+
+def request_logger(name: str, debug: bool = False,
+                   log_format: Optional[str] = None) -> logging.Logger:
+    """The logger ``name`` made as gevent-websocket makes its server's:
+    records at DEBUG and up go to stderr (in ``log_format``) when ``debug``,
+    nowhere otherwise; they propagate as usual, so a program's logging
+    configuration sees them either way.  The last call for a name decides."""
+    log = logging.getLogger(name)
+    for old in [h for h in log.handlers if isinstance(h, _DebugOnlyHandler)]:
+        log.removeHandler(old)
+        if old.raised_level:
+            log.setLevel(logging.NOTSET)
+    handler = _DebugOnlyHandler(debug)
+    if log_format:
+        handler.setFormatter(logging.Formatter(log_format))
+    if debug and log.level == logging.NOTSET:
+        log.setLevel(logging.DEBUG)
+        handler.raised_level = True
+    log.addHandler(handler)
+    return log
 
 #: The attribute of a server holding its ``ServerSettings``.
 _SETTINGS_ATTRIBUTE = "_pyws_settings"
@@ -164,7 +218,45 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     #: equal pywsgi's class defaults.  A subclass whose ``log_request``
     #: reads ``headers`` or ``response_headers`` (gunicorn's) keeps them.
     shed_after_upgrade: FrozenSet[str] = _SHED_ATTRIBUTES
+    #: gevent-websocket's switch: set it (on the handler, before
+    #: ``run_application``) to have the handshake done but the application
+    #: not called; the WebSocket is then ``self.websocket``, the caller's.
+    prevent_wsgi_call: bool = False
     _head_deadline: Any = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The server's ``logger`` (gevent-websocket's): a server without
+        one (a plain ``WSGIServer``) is given one, silent but propagating."""
+        server_logger = getattr(self.server, "logger", None)
+        if not isinstance(server_logger, logging.Logger):
+            server_logger = request_logger(HANDLER_LOGGER_NAME)
+            try:
+                self.server.logger = server_logger
+            except AttributeError:
+                pass  # a server with __slots__: made again next time
+        return server_logger
+
+    @property
+    def active_client(self) -> Client:
+        """This connection's entry in ``server.clients`` (KeyError when it
+        is not a WebSocket whose application runs)."""
+        return cast(Client, self.server.clients[self.client_address])
+
+    def log_request(self) -> None:
+        """gevent-websocket's request log: each request but the WebSockets
+        (status 101) on ``logger`` at INFO, which shows it only under
+        ``debug=True`` (or the program's logging configuration).  Without
+        ``debug``, pyws also keeps pywsgi's access log (``log=``, stderr by
+        default; ``log=None`` silences it), WebSockets included: operators
+        want it, and gevent-websocket's silence there is no contract."""
+        line = self.format_request()
+        if _status_code(self.status) != 101:
+            self.logger.info(line)
+        if not getattr(self.server, "debug", False):
+            log = getattr(self.server, "log", None)
+            if log is not None:
+                log.write(line + "\n")
 
     def handle_one_request(self) -> Any:
         """pywsgi's request cycle, with a deadline on reading the head: a
@@ -220,6 +312,12 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
 
     def run_application(self) -> None:
         environ = cast(Environ, self.environ)
+        # gevent-websocket's hook, called for every request: true means
+        # "serve it as plain WSGI", even an upgrade request.
+        pre_start_hook = getattr(self.server, "pre_start_hook", None)
+        if pre_start_hook and pre_start_hook(self):
+            super().run_application()
+            return
         if not asks_for_websocket(environ):
             super().run_application()
             return
@@ -234,8 +332,11 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
             return
         upgrade = Upgrade(Route.HANDLER, _upgraded_already)
         upgrade.accepted(ws)
+        if self.prevent_wsgi_call:
+            return  # the caller runs the WebSocket (self.websocket)
         environ[UPGRADE_KEY] = upgrade
         try:
+            self._add_client(ws)
             prepare_routing_app(self.application, environ)
             SessionRunner(upgrade).run(self.application, environ)
         finally:
@@ -272,7 +373,9 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                    websocket_class: Type[WebSocket]) -> WebSocket:
             negotiated = negotiate(environ, _request_headers(self.headers, environ),
                                    [server_policy, *policies])
-            return self._switch_protocols(negotiated, overrides, websocket_class)
+            ws = self._switch_protocols(negotiated, overrides, websocket_class)
+            self._add_client(ws)
+            return ws
 
         upgrade = Upgrade(Route.HANDLER, accept)
         environ[UPGRADE_KEY] = upgrade
@@ -295,7 +398,23 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                 if upgrade.websocket is not None:
                     self._forget()
 
+    def _add_client(self, ws: WebSocket) -> None:
+        """Enter the WebSocket in ``server.clients`` for as long as the
+        application runs (``_forget`` takes it out); a server without
+        ``clients`` (a plain ``WSGIServer``) is given the dict."""
+        clients: Optional[Dict[Any, Client]] = getattr(self.server, "clients", None)
+        if clients is None:
+            self.server.clients = {}
+            # Read back: the server may keep the dict in a form of its own.
+            clients = self.server.clients
+        clients[self.client_address] = Client(self.client_address, ws)
+
     def _forget(self) -> None:
+        clients: Optional[Dict[Any, Client]] = getattr(self.server, "clients", None)
+        if clients is not None:
+            client = clients.get(self.client_address)
+            if client is not None and client.ws is self.websocket:
+                del clients[self.client_address]
         self.websocket = None
         self.close_connection = True
 
@@ -327,7 +446,10 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         ws = new_websocket(self.socket, environ, negotiated.subprotocol, options,
                            rfile=rfile, deflate=negotiated.deflate, cls=websocket_class)
         self._let_go_of_reader(rfile, environ)
+        ws.handler = self
         self.websocket = ws
+        self.logger.debug("WebSocket opened for %s from %s", environ.get("PATH_INFO"),
+                          _peer(self.client_address))
         self.websocket_opened(ws)
         self._shed_request_state()
         return ws
@@ -389,6 +511,16 @@ def _request_headers(headers: Any, environ: Environ) -> List[Tuple[str, str]]:
         return [(str(name), str(value)) for name, value in items()]
     return [(key[5:].replace("_", "-"), value)
             for key, value in environ.items() if key.startswith("HTTP_")]
+
+
+def _status_code(status: Any) -> Optional[int]:
+    """The number of a status line (str or bytes), None if there is none."""
+    if isinstance(status, bytes):
+        status = status.decode("latin-1")
+    try:
+        return int(str(status).split(None, 1)[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def _peer(address: Any) -> str:

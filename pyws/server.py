@@ -3,19 +3,24 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any, FrozenSet, Optional
+from typing import Any, Callable, Dict, FrozenSet, Optional
 
 from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
 from gevent import ssl as gevent_ssl  # type: ignore[import-untyped, unused-ignore]
 from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
 
 from . import _gevent
-from .handler import WebSocketHandler, install_settings
+from .handler import Client, WebSocketHandler, install_settings, request_logger
 from .options import OPTION_NAMES, Options, split
 
 __all__ = ["WebSocketServer"]
 
 logger = logging.getLogger("pyws.server")
+
+#: The logger of ``WebSocketServer.logger`` (gevent-websocket's
+#: ``geventwebsocket.server``): apart from ``pyws.server``, whose warnings
+#: must not go through its debug-only handler.
+SERVER_LOGGER_NAME = "pyws.server.requests"
 
 #: Keywords WSGIServer takes besides the WebSocket options (its own, and
 #: the TLS ones it hands to the ssl module).
@@ -35,6 +40,16 @@ class _ConnectionGreenlet(Greenlet):  # type: ignore[misc, type-arg, unused-igno
     spawning_stack_limit = 0
 
 
+#: gevent-websocket's format for the records of a server run with
+#: ``debug=True`` (a rule above and below each, where it was logged).
+DEBUG_LOG_FORMAT = "\n".join([
+    "-" * 80,
+    "%(levelname)s in %(module)s [%(pathname)s:%(lineno)d]:",
+    "%(message)s",
+    "-" * 80,
+])
+
+
 class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
     """``gevent.pywsgi.WSGIServer`` with :class:`WebSocketHandler` preset.
 
@@ -47,21 +62,62 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
 
     Other arguments are those of ``WSGIServer`` (``backlog``, ``spawn``,
     ``log``, ``error_log``, ``handler_class``, ``environ``, and the TLS
-    ones: ``ssl_context``, ``keyfile``, ``certfile``...).
+    ones: ``ssl_context``, ``keyfile``, ``certfile``...), and those of
+    gevent-websocket's server:
+
+    - ``debug``: the server's ``logger`` (see below) shows its records,
+      at DEBUG level and up, on stderr in ``debug_log_format``;
+    - ``pre_start_hook``: called with the handler before each request; when
+      it returns true, the request is served as plain WSGI (no upgrade).
+
+    ``clients`` maps each open WebSocket's client address to its
+    :class:`pyws.handler.Client` (``address``, ``ws``, and whatever
+    attributes the application sets on it) while its application runs.
+    ``logger`` is where the handler logs its requests (not the WebSocket
+    ones) and its handshake steps: silent unless ``debug``, or unless the
+    program's own logging configuration takes its records (it propagates).
+    Without ``debug``, pywsgi's access log (``log=``) also shows every
+    request, WebSockets included (gevent-websocket's shows none).
     """
 
     handler_class = WebSocketHandler
+    debug_log_format: str = DEBUG_LOG_FORMAT
 
     def __init__(self, listener: Any, application: Any = None, *args: Any,
-                 options: Optional[Options] = None, **kwargs: Any) -> None:
+                 options: Optional[Options] = None, debug: bool = False,
+                 pre_start_hook: Optional[Callable[[Any], Any]] = None,
+                 **kwargs: Any) -> None:
+        if pre_start_hook is not None and not callable(pre_start_hook):
+            raise TypeError(f"pre_start_hook must be callable, not {pre_start_hook!r}")
+        #: gevent-websocket's ``debug``: the ``logger`` shows its records.
+        self.debug = bool(debug)
+        self.pre_start_hook = pre_start_hook
+        #: The open WebSockets' clients by address (see the class docstring).
+        self.clients: Dict[Any, Client] = {}
+        self._logger: Optional[logging.Logger] = None
         option_keywords, server_keywords = split(kwargs)
         unknown = {name: value for name, value in server_keywords.items()
                    if name not in _WSGI_SERVER_KEYWORDS}
-        # Options.build names an unknown keyword (TypeError) and checks the
-        # values before anything starts; so does the handshake policy.
+        # Here, not at each connection (gevent would hand an unknown keyword
+        # to the ssl module when wrapping each socket): Options.build names
+        # an unknown keyword (TypeError) and checks the values before
+        # anything starts; so does the handshake policy.
         self.options = Options.build(options, **option_keywords, **unknown)
         _warn_of_blocking_tls(server_keywords.get("ssl_context"))
         super().__init__(listener, application, *args, **server_keywords)
+
+    @property
+    def logger(self) -> logging.Logger:
+        """gevent-websocket's server logger (made on first use, honouring
+        ``debug`` and ``debug_log_format``); see the class docstring."""
+        if self._logger is None:
+            self._logger = request_logger(SERVER_LOGGER_NAME, self.debug,
+                                          self.debug_log_format)
+        return self._logger
+
+    @logger.setter
+    def logger(self, value: logging.Logger) -> None:
+        self._logger = value
 
     @property
     def options(self) -> Options:

@@ -20,7 +20,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402  (gevent's, patched)
-from typing import Any, Callable, Dict, Iterable, List  # noqa: E402
+from typing import Any, Callable, Dict, Iterable, List, Optional  # noqa: E402
 from urllib.parse import parse_qs  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,10 +36,11 @@ CHANGED = threading.Condition()
 
 
 class Recording(WebSocketApplication):
-    def on_close(self, reason: str) -> None:
+    def on_close(self, reason: Optional[str]) -> None:
         with CHANGED:
             CLOSES.append({"app": type(self).__name__, "path": self.ws.path,
                            "code": self.ws.close_code, "reason": reason,
+                           "close_reason": self.ws.close_reason,
                            "opened": getattr(self, "opened", False)})
             CHANGED.notify_all()
 
