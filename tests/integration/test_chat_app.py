@@ -20,9 +20,11 @@ WAIT = 10  # seconds: every receive times out after this
 class ChatClient:
     """A websocket-client connection speaking the chat's JSON."""
 
-    def __init__(self, server, path: str = "/ws") -> None:
-        self.ws = websocket.create_connection(server.url(path), timeout=WAIT)
+    def __init__(self, server, path: str = "/ws", **options: Any) -> None:
+        self.ws = websocket.create_connection(server.url(path), timeout=WAIT, **options)
         self.seen: List[Dict[str, Any]] = []
+        self.members: set = set()
+        self.version = -1
 
     def send(self, **message: Any) -> None:
         self.ws.send(json.dumps(message))
@@ -42,7 +44,41 @@ class ChatClient:
         assert isinstance(raw, str), f"expected text, got {raw!r}"
         message = json.loads(raw)
         self.seen.append(message)
+        self._track(message)
         return message
+
+    def _track(self, m: Dict[str, Any]) -> None:
+        """Keep ``members`` as a page does: the snapshot of "joined", then
+        the deltas newer than it."""
+        kind = m.get("type")
+        if kind == "joined":
+            self.members, self.version = set(m["nicks"]), m["version"]
+            return
+        if kind not in ("join", "leave", "rename") or m.get("room") != self.room_of():
+            return
+        if m.get("version") is not None and m["version"] <= self.version:
+            return
+        if kind == "join":
+            self.members.add(m["nick"])
+        elif kind == "leave":
+            self.members.discard(m["nick"])
+        else:
+            self.members.discard(m["old"])
+            self.members.add(m["nick"])
+
+    def room_of(self) -> Optional[str]:
+        for m in reversed(self.seen):
+            if m.get("type") == "joined":
+                return m["room"]
+        return None
+
+    def expect_nicks(self, nicks: List[str], limit: int = 40) -> None:
+        """Read until the tracked member list is ``nicks``."""
+        for _ in range(limit):
+            if sorted(self.members) == sorted(nicks):
+                return
+            self.recv()
+        pytest.fail(f"members {sorted(self.members)} != {nicks}; seen {self.seen[-limit:]}")
 
     def expect(self, type: str, limit: int = 20, **fields: Any) -> Dict[str, Any]:
         """Read until a message of ``type`` with ``fields`` comes."""
@@ -99,20 +135,19 @@ def test_join_presence_and_messages_go_to_the_room_only(connect):
     joined = alice.join("fanout", "alice")
     assert joined["room"] == "fanout" and joined["nick"] == "alice"
     assert joined["nicks"] == ["alice"] and isinstance(joined["version"], int)
-    alice.expect("presence", room="fanout", nicks=["alice"])
+    alice.expect_nicks(["alice"])
 
     bob_joined = bob.join("fanout", "bob")
     assert bob_joined["nicks"] == ["alice", "bob"]
     assert bob_joined["version"] > joined["version"]
     join_notice = alice.expect("join", room="fanout")
     assert join_notice["nick"] == "bob" and isinstance(join_notice["ts"], int)
-    presence = alice.expect("presence", room="fanout")
-    assert presence["nicks"] == ["alice", "bob"]
-    assert presence["version"] == bob_joined["version"]
-    bob.expect("presence", room="fanout", nicks=["alice", "bob"])
+    assert join_notice["version"] == bob_joined["version"]
+    alice.expect_nicks(["alice", "bob"])
+    bob.expect_nicks(["alice", "bob"])
 
     carol.join("elsewhere", "carol")
-    carol.expect("presence", room="elsewhere", nicks=["carol"])
+    carol.expect_nicks(["carol"])
 
     alice.send(type="message", text="hi bob \u00e9\u20ac\U0001F600")
     for client in (alice, bob):  # the sender gets its own message too
@@ -133,12 +168,12 @@ def test_leave_and_disconnect_update_presence(connect):
     alice.join("leaving", "alice")
     bob.join("leaving", "bob")
     carol.join("leaving", "carol")
-    alice.expect("presence", nicks=["alice", "bob", "carol"])
+    alice.expect_nicks(["alice", "bob", "carol"])
 
     bob.send(type="leave")
     leave = alice.expect("leave", room="leaving")
     assert leave["nick"] == "bob" and leave["reason"] == "left"
-    alice.expect("presence", nicks=["alice", "carol"])
+    alice.expect_nicks(["alice", "carol"])
     # After leaving, bob may send nothing to the room...
     bob.send(type="message", text="ghost")
     assert bob.error() == "not_joined"
@@ -148,18 +183,18 @@ def test_leave_and_disconnect_update_presence(connect):
     carol.close()  # a connection that ends leaves its room
     leave = alice.expect("leave", room="leaving")
     assert leave["nick"] == "carol"
-    alice.expect("presence", nicks=["alice"])
+    alice.expect_nicks(["alice"])
 
 
 def test_joining_another_room_leaves_the_first(connect):
     alice, bob = connect(), connect()
     alice.join("switch-a", "alice")
     bob.join("switch-a", "bob")
-    alice.expect("presence", nicks=["alice", "bob"])
+    alice.expect_nicks(["alice", "bob"])
     bob.join("switch-b", "bob")
     alice.expect("leave", nick="bob")
-    alice.expect("presence", nicks=["alice"])
-    bob.expect("presence", room="switch-b", nicks=["bob"])
+    alice.expect_nicks(["alice"])
+    bob.expect_nicks(["bob"])
     alice.send(type="message", text="to a only")
     alice.expect("message", text="to a only")
     bob.send(type="message", text="to b only")
@@ -179,7 +214,7 @@ def test_nickname_in_use_in_the_room_is_refused(connect):
     third.join("nicks", "Alice")
     # Once alice is gone, her nickname is free.
     alice.close()
-    third.expect("presence", nicks=["Alice"])
+    third.expect_nicks(["Alice"])
     fourth = connect()
     assert fourth.join("nicks", "alice")["nicks"] == ["Alice", "alice"]
 
@@ -191,7 +226,7 @@ def test_same_session_takes_its_nickname_back(connect):
     watcher, old = connect(), connect()
     watcher.join("takeover", "watcher")
     old.join("takeover", "dana", session="page-1")
-    presence = watcher.expect("presence", nicks=["dana", "watcher"])
+    watcher.expect_nicks(["dana", "watcher"])
 
     thief = connect()
     thief.send(type="join", room="takeover", nick="dana", session="page-2")
@@ -200,7 +235,7 @@ def test_same_session_takes_its_nickname_back(connect):
     new = connect()
     joined = new.join("takeover", "dana", session="page-1")
     assert joined["nicks"] == ["dana", "watcher"]
-    assert joined["version"] >= presence["version"]
+    assert joined["version"] >= watcher.version
     while True:  # whatever was queued for the old connection, then its close
         opcode, data = old.ws.recv_data(control_frame=True)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -216,7 +251,7 @@ def test_same_session_takes_its_nickname_back(connect):
             if m["type"] in ("join", "leave") and m["nick"] == "dana"] == ["join"]
     new.close()
     watcher.expect("leave", nick="dana")
-    watcher.expect("presence", nicks=["watcher"])
+    watcher.expect_nicks(["watcher"])
 
 
 @pytest.mark.parametrize("raw, reason", [
@@ -272,7 +307,7 @@ def test_bad_message_text_is_refused(connect, text, reason):
     sender, reader = connect(), connect()
     reader.join("texts", "reader")
     sender.join("texts", f"sender{abs(hash(repr(text))) % 10**8}")
-    sender.expect("presence")
+    sender.expect_nicks(["reader", sender.seen[-1]["nick"]])
     message: Dict[str, Any] = {"type": "message"}
     if text is not None:
         message["text"] = text

@@ -62,7 +62,7 @@ def test_rooms_and_presence_span_processes(pair, connect):
     joined = bob.join("span", "bob")
     assert joined["nicks"] == ["alice", "bob"]  # read from Redis
     alice.expect("join", nick="bob")             # through the bus
-    alice.expect("presence", nicks=["alice", "bob"])
+    alice.expect_nicks(["alice", "bob"])
     carol.join("span-other", "carol")
 
     alice.send(type="message", text="across processes")
@@ -76,7 +76,7 @@ def test_rooms_and_presence_span_processes(pair, connect):
 
     bob.close()
     alice.expect("leave", nick="bob", reason="left")
-    alice.expect("presence", nicks=["alice"])
+    alice.expect_nicks(["alice"])
 
 
 def test_nickname_in_use_on_another_process_is_refused(pair, connect):
@@ -118,7 +118,7 @@ def test_users_of_a_crashed_process_time_out(tmp_path, redis_server, pair, conne
         alice.join("crash", "alice")
         connect(doomed).join("crash", "ghost")
         connect(polite).join("crash", "polite")
-        alice.expect("presence", nicks=["alice", "ghost", "polite"])
+        alice.expect_nicks(["alice", "ghost", "polite"])
 
         # A clean stop (SIGTERM) releases at once.
         polite.stop()
@@ -130,7 +130,7 @@ def test_users_of_a_crashed_process_time_out(tmp_path, redis_server, pair, conne
         doomed.kill()
         leave = alice.expect("leave", nick="ghost")
         assert leave["reason"] == "timeout"
-        alice.expect("presence", nicks=["alice"])
+        alice.expect_nicks(["alice"])
     finally:
         doomed.stop()
         polite.stop()
