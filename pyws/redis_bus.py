@@ -190,6 +190,8 @@ class RedisBus:
             self._ready = threading.Event()
             self._queue = queue.Queue(queue_size + 1)
         self._queue_size = queue_size
+        #: Messages the publisher took from the queue and has not published.
+        self._in_hand = 0
         self._deliver: Optional[Deliver] = None
         self._tasks: List[Any] = []
         self._closed = False
@@ -222,12 +224,12 @@ class RedisBus:
     @property
     def pending(self) -> int:
         """Messages waiting to be published."""
-        return int(self._queue.qsize())
+        return int(self._queue.qsize()) + self._in_hand
 
     def can_publish(self) -> bool:
         """Whether one more message would be taken (not closed, queue not
         full): ask before broadcasting what must not be lost silently."""
-        return not self._closed and self._queue.qsize() < self._queue_size
+        return not self._closed and self.pending < self._queue_size
 
     def report(self, component: str, exc: Optional[BaseException]) -> None:
         """Record that ``component`` (any name: "listener" and "publisher"
@@ -281,7 +283,7 @@ class RedisBus:
         (and counted in :attr:`lost`) when the queue is full or the bus
         closed; while Redis is away, messages wait in the queue."""
         envelope = encode_envelope(origin, room, opcode, payload)
-        if self._closed or self._queue.qsize() >= self._queue_size:
+        if self._closed or self.pending >= self._queue_size:
             self.lost += 1
             return False
         try:
@@ -438,6 +440,7 @@ class RedisBus:
                     except Exception:  # queue.Empty / gevent.queue.Empty
                         break
                 stop = item is None
+            self._in_hand = len(batch)
             if not batch:
                 continue
             self._wait_until_ready()
@@ -447,6 +450,7 @@ class RedisBus:
                     pipe.publish(self.channel, envelope)
                 pipe.execute()
                 batch = []
+                self._in_hand = 0
                 failures = 0
                 self.report("publisher", None)
             except Exception as exc:

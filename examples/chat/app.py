@@ -432,6 +432,10 @@ class PresenceFeed:
                     break
         events.append((event, exclude))
 
+    def flush_all(self) -> None:
+        for room in list(self._pending):
+            self.flush(room)
+
     def flush(self, room: str) -> None:
         """Send what is held for ``room`` (also before a message to it, so
         that nobody sees a message from someone not yet listed)."""
@@ -528,6 +532,7 @@ class Chat:
     def close(self) -> None:
         if self._refresher is not None:
             self._refresher.kill(block=False)
+        self.feed.flush_all()  # the last leaves, before the bus stops
         self.hub.close()
         self.presence.close()
 

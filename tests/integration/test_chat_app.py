@@ -5,6 +5,10 @@ test_chat_redis.py.)"""
 from __future__ import annotations
 
 import json
+import os
+import re
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Optional
@@ -13,6 +17,7 @@ import pytest
 import websocket
 
 from tests.chat_support import start_chat
+from tests.counting_proxy import CountingProxy
 
 WAIT = 10  # seconds: every receive times out after this
 
@@ -333,7 +338,7 @@ def test_echo_endpoint_and_pages(chat, connect):
         page = resp.read().decode("utf-8")
         csp = resp.headers["Content-Security-Policy"]
     assert '<script src="/static/chat.js"' in page
-    assert "default-src 'self'" in csp and "script-src" not in csp  # no inline script
+    assert "default-src 'self'" in csp and "'unsafe-inline'" not in csp
     for asset in ("/static/chat.js", "/static/chat.css"):
         with urllib.request.urlopen(chat.http_url(asset), timeout=WAIT) as resp:
             assert resp.status == 200
@@ -361,4 +366,216 @@ def test_sigterm_closes_websockets_with_1001_and_exits_0(tmp_path):
             client.ws.send_close()  # complete the closing handshake
         assert server.proc.wait(10) == 0
     finally:
+        server.stop()
+
+
+# -- the edges: origin, CSP, history, rate limits, floods ---------------------------
+
+
+def _close_of(client: ChatClient) -> tuple:
+    """(code, reason) of the close frame that comes next (other frames skipped)."""
+    while True:
+        opcode, data = client.ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8")
+
+
+def _handshake_status(server, origin: Optional[str]) -> int:
+    """The HTTP status of an upgrade to /ws with this Origin (None: none sent)."""
+    options: Dict[str, Any] = {"suppress_origin": True} if origin is None else {"origin": origin}
+    try:
+        ws = websocket.create_connection(server.url("/ws"), timeout=WAIT, **options)
+    except websocket.WebSocketBadStatusException as exc:
+        return exc.status_code
+    ws.close()
+    return 101
+
+
+def test_websocket_from_another_origin_gets_403(chat):
+    own = f"http://127.0.0.1:{chat.port}"
+    assert _handshake_status(chat, own) == 101
+    assert _handshake_status(chat, None) == 101  # not a browser: nobody to act for
+    for foreign in ("http://evil.example", f"http://localhost:{chat.port}",
+                    f"http://127.0.0.1:{chat.port + 1}", f"https://127.0.0.1:{chat.port}",
+                    "null", "garbage"):
+        assert _handshake_status(chat, foreign) == 403, foreign
+    # The refusal comes before any 101: nothing of the chat was reachable.
+    assert "refused a WebSocket from origin 'http://evil.example'" in chat.log()
+
+
+def test_allow_origin_adds_origins(tmp_path):
+    server = start_chat(tmp_path, "--allow-origin", "https://chat.example.com",
+                        "--allow-origin", "http://127.0.0.1:8080")
+    try:
+        assert _handshake_status(server, "https://chat.example.com") == 101
+        assert _handshake_status(server, "http://127.0.0.1:8080") == 101
+        assert _handshake_status(server, f"http://127.0.0.1:{server.port}") == 101
+        assert _handshake_status(server, "https://evil.example.com") == 403
+    finally:
+        server.stop()
+
+
+def test_every_response_has_the_same_csp_and_nothing_comes_from_elsewhere(chat):
+    policies = set()
+    for path in ("/", "/echo.html", "/static/chat.js", "/static/chat.css"):
+        with urllib.request.urlopen(chat.http_url(path), timeout=WAIT) as resp:
+            body = resp.read().decode("utf-8")
+            policies.add(resp.headers["Content-Security-Policy"])
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        # No CDN: every script, style and image is the app's own.
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", body), path
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(chat.http_url("/ws"), timeout=WAIT)
+    policies.add(info.value.headers["Content-Security-Policy"])
+    assert len(policies) == 1, policies
+    (csp,) = policies
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    assert "connect-src 'self';" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_join_gets_the_last_50_messages_of_the_room(connect):
+    writers = [connect() for _ in range(3)]
+    for i, writer in enumerate(writers):
+        writer.join("history", f"writer{i}")
+    for n in range(54):  # 18 each: within every writer's burst
+        writers[n % 3].send(type="message", text=f"m{n}")
+    writers[0].expect("message", limit=200, text="m53")
+    late = connect()
+    joined = late.join("history", "late")
+    history = joined["history"]
+    assert [m["text"] for m in history] == [f"m{n}" for n in range(4, 54)]
+    assert all(m["type"] == "message" and m["room"] == "history" for m in history)
+    assert history[-1]["nick"] == "writer2" and isinstance(history[-1]["ts"], int)
+    assert connect().join("history-empty", "first")["history"] == []
+
+
+def test_message_flood_is_closed_with_1008_and_a_reason(connect):
+    flooder, reader = connect(), connect()
+    reader.join("flood-msg", "reader")
+    flooder.join("flood-msg", "flooder")
+    for n in range(40):
+        flooder.send(type="message", text=f"f{n}")
+    code, reason = _close_of(flooder)
+    assert (code, reason) == (1008, "too many messages: slow down")
+    texts: List[str] = []
+    while True:
+        message = reader.recv()
+        if message["type"] == "message":
+            texts.append(message["text"])
+        if message["type"] == "leave" and message["nick"] == "flooder":
+            break
+    assert texts == [f"f{n}" for n in range(20)]  # the burst, in order, then nothing
+
+
+def test_join_leave_flood_is_closed_with_1008(connect):
+    flooder = connect()
+    for _ in range(20):
+        flooder.send(type="join", room="flood-join", nick="toggler")
+        flooder.send(type="leave")
+    assert _close_of(flooder) == (1008, "too many joins: slow down")
+
+
+def test_rename_is_a_delta(connect):
+    alice, bob = connect(), connect()
+    alice.join("rename", "alice")
+    bob.join("rename", "bob")
+    alice.send(type="rename", nick="alicia")
+    assert alice.expect("renamed")["nick"] == "alicia"
+    renamed = bob.expect("rename")
+    assert (renamed["old"], renamed["nick"]) == ("alice", "alicia")
+    bob.expect_nicks(["alicia", "bob"])
+    bob.send(type="rename", nick="alicia")
+    assert bob.error() == "nick_taken"
+    alice.send(type="message", text="new name")
+    assert bob.expect("message")["nick"] == "alicia"
+
+
+class _Via:
+    """Where ChatClient connects to go through a CountingProxy."""
+
+    def __init__(self, proxy: CountingProxy) -> None:
+        self.port = proxy.port
+
+    def url(self, path: str = "/ws") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+def _drain_until(client: ChatClient, text: str, deadline: float) -> None:
+    """Read (fast, raw) until the message ``text`` arrives; fails on a close."""
+    needle = json.dumps(text)[1:-1]
+    while True:
+        client.ws.settimeout(max(0.1, deadline - time.monotonic()))
+        opcode, data = client.ws.recv_data(control_frame=True)
+        assert opcode != websocket.ABNF.OPCODE_CLOSE, f"disconnected: {data!r}"
+        if opcode == websocket.ABNF.OPCODE_TEXT and needle.encode() in data:
+            return
+
+
+def _flood_join_leave(server, room: str, stop: threading.Event, stats: Dict[str, int]) -> None:
+    """Connect, toggle join/leave until closed, reconnect; until ``stop``."""
+    while not stop.is_set():
+        try:
+            ws = websocket.create_connection(server, timeout=WAIT)
+        except (OSError, websocket.WebSocketException):
+            continue
+        stats["connections"] += 1
+        try:
+            # Just past the limits: what a flooder gets the most out of.
+            for _ in range(6):
+                ws.send(json.dumps({"type": "join", "room": room, "nick": "toggler"}))
+                ws.send(json.dumps({"type": "leave"}))
+            while True:
+                opcode, data = ws.recv_data(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    stats["closed_1008"] += int.from_bytes(data[:2], "big") == 1008
+                    break
+        except (OSError, websocket.WebSocketException):
+            pass
+        finally:
+            ws.close(timeout=1)
+
+
+def test_join_leave_flood_in_a_50_member_room_costs_little_and_drops_nobody(tmp_path):
+    server = start_chat(tmp_path)
+    members_proxy = CountingProxy(server.port)
+    attacker_proxy = CountingProxy(server.port)
+    members: List[ChatClient] = []
+    try:
+        for i in range(50):
+            client = ChatClient(_Via(members_proxy))
+            members.append(client)
+            client.join("crowd", f"m{i:02d}")
+        members[0].expect_nicks([f"m{i:02d}" for i in range(50)], limit=200)
+        members[0].send(type="message", text="settled")
+        deadline = time.monotonic() + 20
+        for client in members:
+            _drain_until(client, "settled", deadline)
+        out_before = members_proxy.downstream
+
+        stop = threading.Event()
+        stats = {"connections": 0, "closed_1008": 0}
+        flooder = threading.Thread(target=_flood_join_leave, daemon=True,
+                                   args=(f"ws://127.0.0.1:{attacker_proxy.port}/ws",
+                                         "crowd", stop, stats))
+        flooder.start()
+        stop.wait(4)  # the flood's length
+        stop.set()
+        flooder.join(WAIT)
+        assert not flooder.is_alive()
+
+        members[1].send(type="message", text="after the flood")
+        deadline = time.monotonic() + 20
+        for client in members:  # nobody was disconnected, and all got it
+            _drain_until(client, "after the flood", deadline)
+        attacker_in = attacker_proxy.upstream
+        total_out = members_proxy.downstream - out_before + attacker_proxy.downstream
+        print(f"flood: {stats}, attacker sent {attacker_in} B, everyone got {total_out} B "
+              f"({total_out / attacker_in:.1f}x)")
+        assert stats["connections"] >= 5 and stats["closed_1008"] >= 5
+        assert total_out <= 10 * attacker_in, (stats, attacker_in, total_out)
+    finally:
+        for client in members:
+            client.close()
+        members_proxy.close()
+        attacker_proxy.close()
         server.stop()
