@@ -579,3 +579,169 @@ def test_join_leave_flood_in_a_50_member_room_costs_little_and_drops_nobody(tmp_
         members_proxy.close()
         attacker_proxy.close()
         server.stop()
+
+
+# -- the soak: every attack beside well-behaved clients ----------------------------
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _attack(url: str, room: str, kind: str, stop: threading.Event, counts: Dict[str, int]) -> None:
+    """One hostile client, over and over until ``stop``."""
+    while not stop.is_set():
+        options: Dict[str, Any] = {"timeout": WAIT}
+        if kind == "foreign_origin":
+            options["origin"] = "http://evil.example"
+        try:
+            ws = websocket.create_connection(url, **options)
+        except websocket.WebSocketBadStatusException as exc:
+            counts[f"{kind}:{exc.status_code}"] = counts.get(f"{kind}:{exc.status_code}", 0) + 1
+            continue
+        except (OSError, websocket.WebSocketException):
+            continue
+        try:
+            if kind == "message_flood":
+                ws.send(json.dumps({"type": "join", "room": room, "nick": "spammer"}))
+                for n in range(30):
+                    ws.send(json.dumps({"type": "message", "text": f"spam {n}"}))
+            elif kind == "oversized":
+                ws.send("x" * 70000)
+            elif kind == "bad_json":
+                for _ in range(50):
+                    ws.send("{not json")
+                ws.send(json.dumps({"type": "join", "room": room, "nick": "t"}))
+                for _ in range(6):
+                    ws.send(json.dumps({"type": "leave"}))
+            elif kind == "slow_reader":
+                ws.send(json.dumps({"type": "join", "room": room, "nick": "sloth"}))
+                stop.wait(1.0)  # joined and reading nothing for a while
+                ws.close(timeout=1)
+                counts[kind] = counts.get(kind, 0) + 1
+                continue
+            while True:  # read until the server closes
+                opcode, data = ws.recv_data(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    code = int.from_bytes(data[:2], "big")
+                    counts[f"{kind}:{code}"] = counts.get(f"{kind}:{code}", 0) + 1
+                    break
+        except (OSError, websocket.WebSocketException):
+            counts[f"{kind}:error"] = counts.get(f"{kind}:error", 0) + 1
+        finally:
+            ws.close(timeout=1)
+
+
+class _GoodClient:
+    """A client in the room that sends a numbered message now and then and
+    reads everything, in a thread of its own."""
+
+    def __init__(self, server, room: str, nick: str) -> None:
+        self.client = ChatClient(server)
+        self.nick = nick
+        self.client.join(room, nick)
+        self.texts: List[tuple] = []
+        self.closed: Optional[tuple] = None
+        self.done = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        ws = self.client.ws
+        ws.settimeout(60)
+        try:
+            while True:
+                opcode, data = ws.recv_data(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self.closed = (int.from_bytes(data[:2], "big"), data[2:])
+                    return
+                message = json.loads(data)
+                if message["type"] == "message":
+                    self.texts.append((message["nick"], message["text"]))
+                    if message["text"] == "end":
+                        self.done.set()
+        except (OSError, websocket.WebSocketException) as exc:
+            self.closed = (0, repr(exc))
+        finally:
+            self.done.set()
+
+
+def test_soak_attacks_beside_good_clients(tmp_path):
+    """Each attack for a few seconds while five good clients chat: they lose
+    nothing and stay connected; the server's memory and descriptors come
+    back to where they were."""
+    server = start_chat(tmp_path)
+    pid = server.proc.pid
+    url = server.url("/ws")
+    room = "soak"
+    good: List[_GoodClient] = []
+    try:
+        good = [_GoodClient(server, room, f"good{i}") for i in range(5)]
+        counts: Dict[str, int] = {}
+        stop = threading.Event()
+        kinds = ["join_leave", "message_flood", "foreign_origin", "oversized", "bad_json",
+                 "slow_reader"]
+
+        def run(kind: str, seconds: float) -> None:
+            phase = threading.Event()
+            target = _flood_join_leave if kind == "join_leave" else _attack
+            args = ((url, room, phase, {"connections": 0, "closed_1008": 0})
+                    if kind == "join_leave" else (url, room, kind, phase, counts))
+            thread = threading.Thread(target=target, args=args, daemon=True)
+            thread.start()
+            stop.wait(seconds)
+            phase.set()
+            thread.join(WAIT + 5)
+            assert not thread.is_alive(), kind
+
+        sent: Dict[str, int] = {g.nick: 0 for g in good}
+        talking = threading.Event()
+
+        def talk() -> None:  # each good client: a message every 0.25 s
+            while not talking.wait(0.25):
+                for g in good:
+                    g.client.send(type="message", text=f"{g.nick} {sent[g.nick]}")
+                    sent[g.nick] += 1
+
+        talker = threading.Thread(target=talk, daemon=True)
+        talker.start()
+        for kind in kinds:  # warm-up: the server's caches and pools fill
+            run(kind, 0.3)
+        base_rss, base_fds = _rss_kib(pid), _fds(pid)
+        for kind in kinds:
+            run(kind, 2.0)
+        talking.set()
+        talker.join(WAIT)
+        good[0].client.send(type="message", text="end")
+        for g in good:
+            assert g.done.wait(30), f"{g.nick} did not get the last message"
+        for g in good:
+            assert g.closed is None, (g.nick, g.closed)
+            for other in good:
+                theirs = [t for nick, t in g.texts if nick == other.nick and t != "end"]
+                assert theirs == [f"{other.nick} {n}" for n in range(sent[other.nick])], \
+                    (g.nick, other.nick)
+        assert counts.get("message_flood:1008", 0) >= 2, counts
+        assert counts.get("foreign_origin:403", 0) >= 10, counts
+        assert counts.get("oversized:1009", 0) >= 10, counts
+        assert counts.get("bad_json:1008", 0) >= 2, counts
+
+        deadline = time.monotonic() + 15
+        while _fds(pid) > base_fds + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling /proc: there is no event for a closed descriptor
+        fds, rss = _fds(pid), _rss_kib(pid)
+        print(f"soak: {counts}; fds {base_fds} -> {fds}; RSS {base_rss} -> {rss} KiB")
+        assert fds <= base_fds + 2
+        assert rss - base_rss < 16 * 1024, (base_rss, rss)
+    finally:
+        for g in good:
+            g.client.close()
+        server.stop()
