@@ -437,9 +437,10 @@ def test_join_gets_the_last_50_messages_of_the_room(connect):
     writers = [connect() for _ in range(3)]
     for i, writer in enumerate(writers):
         writer.join("history", f"writer{i}")
-    for n in range(54):  # 18 each: within every writer's burst
-        writers[n % 3].send(type="message", text=f"m{n}")
-    writers[0].expect("message", limit=200, text="m53")
+    for w, writer in enumerate(writers):  # 18 each: within every writer's burst
+        for n in range(18 * w, 18 * w + 18):
+            writer.send(type="message", text=f"m{n}")
+        writer.expect("message", limit=200, text=f"m{18 * w + 17}")  # in order
     late = connect()
     joined = late.join("history", "late")
     history = joined["history"]
