@@ -26,6 +26,8 @@ The app object can also be served by another gevent server, e.g. gunicorn
 with ``-k pyws.gunicorn.GeventWebSocketWorker``: ``create_app()`` reads
 $PYWS_REDIS_URL.
 """
+from __future__ import annotations
+
 # gevent's monkey-patching comes before any other import, so that socket,
 # ssl, threading and time are gevent's everywhere.  It is done always, not
 # only with --redis: redis-py (the bus and the presence store) does plain

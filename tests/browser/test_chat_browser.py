@@ -16,8 +16,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.chat_support import start_chat
-from tests.integration.test_chat_app import ChatClient
 from tests.conftest import free_port
+from tests.integration.test_chat_app import ChatClient
 
 WAIT = 10  # seconds, for anything the page should show
 XSS = "<script>alert(1)</script><b>x</b>"
