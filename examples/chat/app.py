@@ -490,9 +490,6 @@ class Chat:
             self.bus.report("presence", None)
         return result
 
-    def broadcast(self, room: str, message: Dict[str, Any]) -> None:
-        self.hub.broadcast(room, dumps(message))
-
     def announce(self, room: str, change: Optional[Presence], joined: Optional[str] = None,
                  left: Optional[str] = None, reason: str = "left",
                  exclude: Optional[WebSocket] = None) -> None:
