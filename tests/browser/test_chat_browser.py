@@ -191,6 +191,29 @@ def test_seed_echo_page_works_against_the_chat_app(new_page, chat_server, tmp_pa
     assert js_errors(page) == []
 
 
+def test_the_echo_demo_works_in_chromium_under_its_content_security_policy(
+        new_page, run_example, tmp_path):
+    """examples/echo.py serves its page with the chat's kind of policy (only
+    the page's own inline code, by hash, and its own WebSocket), and the
+    page still connects and echoes with no violation reported."""
+    import urllib.request
+
+    server = run_example()
+    with urllib.request.urlopen(server.http_url("/"), timeout=10) as resp:
+        csp = resp.headers["Content-Security-Policy"] or ""
+    assert "connect-src 'self'" in csp and "'sha256-" in csp and "unsafe-inline" not in csp
+    page = new_page()
+    page.get(server.http_url("/"))
+    send = page.find_element(By.ID, "send")
+    wait_for(page, lambda d: send.is_enabled(), "the echo page to connect")
+    page.find_element(By.ID, "msg").send_keys("hello demo", Keys.ENTER)
+    wait_for(page, lambda d: "\u2190 hello demo" in
+             [e.text for e in d.find_elements(By.CSS_SELECTOR, "#log .received")],
+             "the echo")
+    screenshot(page, tmp_path, "echo-demo")
+    assert js_errors(page) == []
+
+
 def test_reload_stays_in_the_room_with_its_last_messages(new_page, chat_server, tmp_path):
     page = new_page()
     open_chat(page, chat_server)
