@@ -5,8 +5,8 @@
 
 Open http://127.0.0.1:9527/, pick a nickname and a room.  The page talks JSON
 over the WebSocket at /ws (the schema is in README.md, "Group chat").  The
-seed's echo demo stays available: its WebSocket at /echo, its page at
-/echo.html.
+echo demo from the Flask + gevent tutorial stays available: its WebSocket at
+/echo, its page at /echo.html.
 
 Without --redis (and without $PYWS_REDIS_URL) everything lives in this
 process: rooms in a ``pyws.Hub``, who is online in a dict.  With --redis, run

@@ -1,4 +1,4 @@
-"""The chat page (examples/chat) and the seed's echo page in headless Chromium.
+"""The chat page (examples/chat) and the echo demo page (from the Flask + gevent tutorial) in headless Chromium.
 
 Each test starts the app in a subprocess and drives real pages: typing,
 clicking, and reading what the page shows.  Screenshots go to the test's
@@ -175,7 +175,7 @@ def test_page_reconnects_and_rejoins_after_server_restart(new_page, tmp_path):
         server.stop()
 
 
-def test_seed_echo_page_works_against_the_chat_app(new_page, chat_server, tmp_path):
+def test_the_echo_demo_page_works_against_the_chat_app(new_page, chat_server, tmp_path):
     page = new_page()
     page.get(chat_server.http_url("/echo.html"))
     send = page.find_element(By.ID, "send")
