@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import (TYPE_CHECKING, List, Mapping, NamedTuple, Optional, Sequence,
+from typing import (TYPE_CHECKING, Any, List, Mapping, NamedTuple, Optional, Sequence,
                     Tuple, Union)
 from urllib.parse import urlsplit
 
@@ -29,6 +29,8 @@ _RESERVED_HEADERS = frozenset({
 })
 _MAX_RESPONSE_HEAD = 65536
 _READ_SIZE = 65536
+#: How much of a refusing server's body goes into the HandshakeError.
+_BODY_SHOWN = 512
 
 
 class _Target(NamedTuple):
@@ -123,8 +125,11 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
                 raise HandshakeError("the server closed the connection during "
                                      "the opening handshake", 0)
             buf += chunk
-            parsed = _core.check_response(
-                buf, key, subprotocols, settings.params() if settings else None)
+            try:
+                parsed = _core.check_response(
+                    buf, key, subprotocols, settings.params() if settings else None)
+            except HandshakeError as exc:
+                raise _with_answer(exc, buf, sock, deadline) from None
             if parsed is not None:
                 break
             if len(buf) > _MAX_RESPONSE_HEAD:
@@ -143,6 +148,36 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
                      close_timeout=opts.close_timeout, ping_interval=opts.ping_interval,
                      ping_timeout=opts.ping_timeout, idle_timeout=opts.idle_timeout,
                      pending=bytes(buf[head_length:]))
+
+
+def _with_answer(error: HandshakeError, buf: bytearray, sock: Any,
+                 deadline: Optional[float]) -> HandshakeError:
+    """``error`` with what the server said: its status line and the start
+    of its body (a server that refuses usually explains why there), read
+    for at most a second more."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return error
+    status_line = bytes(buf[:buf.find(b"\r\n")]).decode("latin-1")
+    body = bytes(buf[head_end + 4:])
+    limit = time.monotonic() + 1.0
+    if deadline is not None:
+        limit = min(limit, deadline)
+    try:
+        while len(body) < _BODY_SHOWN and time.monotonic() < limit:
+            sock.settimeout(max(limit - time.monotonic(), 0.001))
+            chunk = sock.recv(_BODY_SHOWN)
+            if not chunk:
+                break
+            body += chunk
+    except OSError:
+        pass  # what came is what we show
+    text = " ".join(body[:_BODY_SHOWN].decode("utf-8", "replace").split())
+    message = f"{error.message}; the server answered {status_line!r}"
+    if text:
+        message += f": {text}"
+    return HandshakeError(message, error.status, error.headers, status_line=status_line,
+                          body=body)
 
 
 def _set_remaining(sock: socket.socket, deadline: Optional[float]) -> None:

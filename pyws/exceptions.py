@@ -34,14 +34,19 @@ class HandshakeError(WebSocketError):
 
     On a server, ``status`` and ``headers`` are the HTTP answer the request
     deserves (400, 405, 426, ...); on a client, ``status`` is the status the
-    server answered with (0 if the answer was not HTTP).
+    server answered with (0 if the answer was not HTTP), ``status_line`` its
+    status line and ``body`` the start of its body (where a server that
+    refuses says why; both are in the message too).
     """
 
     def __init__(self, message: str, status: int = 400,
-                 headers: Sequence[Tuple[str, str]] = ()) -> None:
+                 headers: Sequence[Tuple[str, str]] = (), *,
+                 status_line: str = "", body: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
         self.headers = list(headers)
+        self.status_line = status_line
+        self.body = body
 
 
 class ProtocolError(WebSocketError):

@@ -444,21 +444,29 @@ class WebSocket:
         proto = self._proto
         transport = self._transport
         lock = self._lock
-        if transport.cooperative and not lock.locked():
-            # Greenlets do not preempt one another and this write does not
-            # wait, so nothing can come between the check and the write; the
-            # lock is taken only if the socket does not take the whole frame.
-            if self._defers and proto.message_ready:
-                self._defer(message, binary)
+        try:
+            if transport.cooperative and not lock.locked():
+                # Greenlets do not preempt one another and this write does
+                # not wait, so nothing can come between the check and the
+                # write; the lock is taken only if the socket does not take
+                # the whole frame.
+                if self._defers and proto.message_ready:
+                    self._defer(message, binary)
+                    return
+                # The cooperative transport is gevent's fd transport: the
+                # engine writes the frame from the message's own buffer.
+                left = proto.send_to(transport.fileno(), message, binary)
+                if left:
+                    self._finish_write(left)
                 return
-            # The cooperative transport is gevent's fd transport: the engine
-            # writes the frame from the message's own buffer.
-            left = proto.send_to(transport.fileno(), message, binary)
-            if left:
-                self._finish_write(left)
-            return
-        with lock:
-            error = self._flush_locked(transport.send_message(proto, message, binary))
+            with lock:
+                error = self._flush_locked(transport.send_message(proto, message, binary))
+        except TypeError:
+            # The engine takes str and bytes-like objects only; say so in
+            # words a user can act on (not the buffer protocol's).
+            if isinstance(message, (str, bytes, bytearray, memoryview)):
+                raise
+            self._refuse(message)
         if error is not None:
             self._fail_write(error)
 
@@ -576,8 +584,11 @@ class WebSocket:
     def _refuse(self, message: object) -> NoReturn:
         if self.closed:
             raise self._closed_error()
-        raise TypeError(f"cannot send {type(message).__name__}: "
-                        "a message is str or bytes-like")
+        hint = ""
+        if isinstance(message, (dict, list, tuple)):
+            hint = "; to send it as JSON: ws.send(json.dumps(message))"
+        raise TypeError(f"cannot send {type(message).__name__}: a message is str (sent as "
+                        f"text) or bytes-like (sent as binary){hint}")
 
     def _closed_error(self) -> ConnectionClosed:
         proto = self._proto

@@ -73,7 +73,12 @@ def test_send_takes_message_and_binary_by_position_or_keyword() -> None:
     (lambda ws: ws.receive(1), "receive() takes 1 positional argument but 2"),
     (lambda ws: ws.receive(timeout=1), "unexpected keyword argument 'timeout'"),
     (lambda ws: ws.send(None), "cannot send NoneType"),
-    (lambda ws: ws.send(3), "int"),
+    (lambda ws: ws.send(3), "cannot send int: a message is str (sent as text) or "
+                            "bytes-like (sent as binary)"),
+    (lambda ws: ws.send({"a": 1}), "cannot send dict: a message is str (sent as text) or "
+                                   "bytes-like (sent as binary); to send it as JSON: "
+                                   "ws.send(json.dumps(message))"),
+    (lambda ws: ws.send([1]), "to send it as JSON: ws.send(json.dumps(message))"),
 ])
 def test_bad_arguments_raise_type_error_naming_the_problem(call: Any, message: str) -> None:
     ws, peer = pair()
@@ -459,3 +464,31 @@ def test_the_first_message_over_the_limit_is_a_warning_naming_the_limit(
     assert [r.levelno for r in records] == [logging.WARNING, logging.INFO]
     assert "(10 bytes)" in records[0].getMessage()
     assert "0: no limit" in records[0].getMessage()
+
+
+def test_a_refused_client_handshake_tells_what_the_server_answered() -> None:
+    """HandshakeError carries the server's status line and the start of its
+    body, where a refusing server says why (it used to say "(HTTP 403)")."""
+    import pyws
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    reason = b"origin 'http://elsewhere.example' is not allowed"
+
+    def refuse() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(reason), reason))
+        conn.close()
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    with pytest.raises(pyws.HandshakeError) as caught:
+        pyws.connect(f"ws://127.0.0.1:{server.getsockname()[1]}/ws", timeout=10)
+    thread.join(10)
+    server.close()
+    error = caught.value
+    assert (error.status, error.status_line, error.body) == (403, "HTTP/1.1 403 Forbidden", reason)
+    assert "'HTTP/1.1 403 Forbidden'" in str(error) and reason.decode() in str(error)
