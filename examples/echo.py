@@ -10,6 +10,7 @@ WebSocketHandler``).  Run it and open http://127.0.0.1:9527/ in a browser:
 from __future__ import annotations
 
 import argparse
+import errno
 import base64
 import hashlib
 import os
@@ -102,7 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, server.stop)
 
-    server.start()  # binds and listens
+    try:
+        server.start()  # binds and listens
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # One line, not a traceback: the usual cause is a second copy running.
+        raise SystemExit(f"port {args.port} on {args.host} is in use: stop the other "
+                         "server or choose another port with --port") from None
     host, port = server.address[0], server.address[1]
     if ":" in host:  # IPv6
         host = f"[{host}]"

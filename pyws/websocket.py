@@ -46,6 +46,9 @@ _POLL_READS = 16
 # connection, before closing it (see WebSocket._linger).
 _LINGER_TIME = 2.0
 _LINGER_BYTES = 16 << 20
+# What close() keeps of the data messages that arrive while it waits for the
+# peer's close frame, at most.
+_CLOSING_KEEP = 4 << 20
 # Replies deferred during a burst are written once they reach this size.
 _DEFER_LIMIT = 64 << 10
 
@@ -617,13 +620,14 @@ class WebSocket:
     def close(self, code: int = 1000,
               message: Union[str, bytes, None] = b"") -> None:
         """Close the connection: send a close frame with ``code`` and
-        ``message`` (unless one was sent already), wait up to
-        ``close_timeout`` seconds for the peer's close frame, discarding data
-        messages meanwhile, then close the socket.  Idempotent.  ValueError
-        for a code an endpoint may not send or a reason over 123 bytes."""
+        ``message`` (unless one was sent already), wait for the peer's close
+        frame (at most ``close_timeout`` seconds), then close the socket.
+        Data messages that arrive before the peer's close frame are kept for
+        ``receive()`` (another thread's, or a later call; up to 4 MiB), then
+        it returns None.  Idempotent.  ValueError for a code an endpoint may
+        not send or a reason over 123 bytes."""
         self._used = True
         if self._dead:
-            self._messages = None
             return
         proto = self._proto
         sent = True
@@ -633,7 +637,6 @@ class WebSocket:
                 sent = self._flush_locked(self._transport.flush(proto)) is None
         if sent and not proto.close_received:
             self._await_close(self.close_timeout)
-        self._messages = None
         self._eof()
 
     def _await_close(self, timeout: Optional[float]) -> None:
@@ -656,11 +659,20 @@ class WebSocket:
                 except OSError:
                     return
                 if got.__class__ is not int:
-                    continue  # a data message: discarded while closing
-                if got != EVENTS:
+                    # Sent by the peer before it saw our close: kept, as
+                    # valid data, unless a flood makes that costly.
+                    if self._messages is None:
+                        self._messages = deque()
+                    self._messages.append(got)  # type: ignore[arg-type]
+                elif got != EVENTS:
                     return
-                self._process()
-                self._messages = None
+                else:
+                    self._process()
+                messages = self._messages
+                if messages and sum(map(len, messages)) > _CLOSING_KEEP:
+                    logger.info("WebSocket %s: over %d bytes arrived while closing; "
+                                "dropped", self.path, _CLOSING_KEEP)
+                    self._messages = None
         finally:
             self._read_lock.release()
 

@@ -40,6 +40,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import base64  # noqa: E402
 import hashlib  # noqa: E402
 import itertools  # noqa: E402
@@ -922,7 +923,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, on_signal)
 
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # One line, not a traceback: the usual cause is a second copy running.
+        raise SystemExit(f"port {args.port} on {args.host} is in use: stop the other "
+                         "server or choose another port with --port") from None
     host, port = server.address[0], server.address[1]
     if ":" in host:  # IPv6
         host = f"[{host}]"

@@ -492,3 +492,25 @@ def test_a_refused_client_handshake_tells_what_the_server_answered() -> None:
     error = caught.value
     assert (error.status, error.status_line, error.body) == (403, "HTTP/1.1 403 Forbidden", reason)
     assert "'HTTP/1.1 403 Forbidden'" in str(error) and reason.decode() in str(error)
+
+
+def test_messages_that_arrive_while_closing_are_kept_for_receive() -> None:
+    """Data the peer sent before it saw our close frame is valid: close()
+    keeps it, and receive() returns it before the end (None, then raises)."""
+    ours, peer = socket.socketpair()
+    ws = WebSocket(ours, _core.Protocol(server=True), close_timeout=10.0)
+
+    def answer() -> None:
+        read_frames(peer, 1)  # our close frame
+        peer.sendall(build_frame(OP_TEXT, "late 1", mask=b"abcd")
+                     + build_frame(OP_TEXT, "late 2", mask=b"abcd")
+                     + build_frame(OP_CLOSE, close_payload(1000), mask=b"abcd"))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    ws.close()
+    thread.join(10.0)
+    assert [ws.receive(), ws.receive(), ws.receive()] == ["late 1", "late 2", None]
+    with pytest.raises(ConnectionClosed):
+        ws.receive()
+    peer.close()
