@@ -10,12 +10,19 @@ import socket
 from typing import Any, Mapping, Optional, Sequence, Type
 
 from . import _gevent
-from ._handshake import (Environ, HandshakePolicy, Refusal, environ_headers, negotiate,
-                         new_websocket, switching_protocols)
+from ._handshake import (
+    Environ,
+    HandshakePolicy,
+    Refusal,
+    environ_headers,
+    negotiate,
+    new_websocket,
+    switching_protocols,
+)
 from .options import DEFAULTS
 from .websocket import WebSocket, drain_buffered
 
-__all__ = ["raw_socket", "accept_raw"]
+__all__ = ["accept_raw", "raw_socket"]
 
 def raw_socket(environ: Environ) -> Optional[socket.socket]:
     """The connection's socket, where the server exposes it: Werkzeug's

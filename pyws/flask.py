@@ -42,21 +42,21 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple,
-                    TypeVar, Union)
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar,
+                    Union)
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
 from ._handshake import Environ, HandshakePolicy, Refusal, asks_for_websocket
 from ._raw_socket import accept_raw, raw_socket
+from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
 from ._sock_websocket import ConnectionClosed, SockWebSocket
 from ._werkzeug import is_sock_view, mark_sock_view, prepare_routing_app, routed_view
 from .exceptions import ConnectionClosed as _PywsConnectionClosed
 from .options import CONNECTION_OPTIONS, HANDSHAKE_OPTIONS, OPTION_NAMES, Options
 from .websocket import WebSocket
 
-__all__ = ["Sock", "ConnectionClosed", "SockWebSocket", "server_options"]
+__all__ = ["ConnectionClosed", "Sock", "SockWebSocket", "server_options"]
 
 logger = logging.getLogger("pyws.flask")
 

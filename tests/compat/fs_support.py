@@ -23,7 +23,7 @@ STARTUP_TIMEOUT = 30.0
 EVENT_TIMEOUT = 10.0
 
 # How each server says which port it bound (all bind port 0).
-_PORT_LINES = [re.compile(rb"^PORT (\d+)$", re.M),                      # fs_app.py, gevent
+_PORT_LINES = [re.compile(rb"^PORT (\d+)$", re.MULTILINE),                      # fs_app.py, gevent
                re.compile(rb"Running on http://127\.0\.0\.1:(\d+)"),      # Werkzeug
                re.compile(rb"Listening at: http://127\.0\.0\.1:(\d+)")]   # gunicorn
 
@@ -56,7 +56,7 @@ class FsServer:
         env["FS_PEER"] = self.peer
         if self.options is not None:
             env["FS_OPTIONS"] = json.dumps(self.options)
-        self.log_file = open(self.log_path, "wb")
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (the server's lifetime)
         self.proc = subprocess.Popen(self.argv(), cwd=str(ROOT), env=env,
                                      stdin=subprocess.DEVNULL, stdout=self.log_file,
                                      stderr=subprocess.STDOUT)
@@ -102,7 +102,7 @@ class FsServer:
     def wait_event(self, pattern: str, timeout: float = EVENT_TIMEOUT) -> re.Match[str]:
         """The first ``EVENT`` line matching ``pattern`` (a regex), waiting
         up to ``timeout`` seconds for the program to print it."""
-        regex = re.compile(r"^EVENT (" + pattern + r")$", re.M)
+        regex = re.compile(r"^EVENT (" + pattern + r")$", re.MULTILINE)
         deadline = time.monotonic() + timeout
         while True:
             found = regex.search(self.log())

@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed as ClientClosed
 from websockets.sync.client import connect
 
 from tests.compat.fs_support import PEERS, SERVERS, FsServer
-from tests.wire import OP_TEXT, RawClient
+from tests.wire import OP_CLOSE, OP_TEXT, RawClient, close_payload
 
 TIMEOUT = 10
 # simple-websocket's reader is a threading.Thread: with gevent unpatched it
@@ -46,7 +46,8 @@ FLASK_SOCK_UNPATCHED = ("flask-sock under an unpatched gevent WSGIServer: simple
                         "monkey.patch_all() only")
 # The servers the behaviour tests (not only the echo) run under.
 BEHAVIOUR_SERVERS = ["werkzeug", "gevent-patched", "gunicorn-gthread"]
-SMALL_OPTIONS = {"max_message_size": 10, "subprotocols": ["chat", "superchat"]}
+SMALL_OPTIONS = {"max_message_size": 10, "subprotocols": ["chat", "superchat"],
+                 "ping_interval": 0.3}
 
 ServerKey = Tuple[str, str, Optional[str]]
 
@@ -218,6 +219,20 @@ def test_server_options_max_message_size_refuses_with_1009(servers: Any, peer: s
         conn.shutdown()
 
 
+@pytest.mark.parametrize("peer", PEERS)
+def test_server_options_ping_interval_sends_pings(servers: Any, peer: str) -> None:
+    server = servers(peer, "werkzeug", SMALL_OPTIONS)
+    conn = websocket.create_connection(server.url("/subprotocol"), timeout=TIMEOUT,
+                                       suppress_origin=True)
+    try:
+        opcodes = []
+        while websocket.ABNF.OPCODE_PING not in opcodes:
+            opcodes.append(conn.recv_data(control_frame=True)[0])  # TIMEOUT bounds each
+        assert opcodes[0] == websocket.ABNF.OPCODE_TEXT  # the view's message first
+    finally:
+        conn.shutdown()
+
+
 @pytest.mark.parametrize("offered, selected", [
     (["chat"], "chat"),
     (["superchat", "chat"], "superchat"),  # the client's preference, as simple-websocket
@@ -377,6 +392,23 @@ def test_difference_view_exception_closes_with_1011(servers: Any) -> None:
         with pytest.raises(ClientClosed) as closed:
             conn.recv(timeout=TIMEOUT)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_difference_connection_ends_cleanly_after_the_close(servers: Any, kind: str) -> None:
+    """After the close handshake pyws ends the TCP connection and the
+    server writes nothing more.  flask-sock, on Werkzeug, writes an HTTP
+    ``200 OK`` response after the close frame, and under gevent leaves the
+    connection open (a dup of the socket stays with simple-websocket)."""
+    server = servers("pyws", kind)
+    with RawClient(server.port, timeout=TIMEOUT) as raw:
+        raw.handshake("/echo")
+        raw.send_frame(OP_TEXT, b"hi")
+        assert raw.read_frame().payload == b"hi"
+        raw.send_frame(OP_CLOSE, close_payload(1000))
+        assert raw.read_frame().close_code == 1000
+        assert raw.expect_eof() == b""
+    assert_quiet(server, "/echo")
 
 
 def test_difference_unknown_server_option_fails_at_sock_creation() -> None:
