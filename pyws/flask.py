@@ -47,7 +47,8 @@ from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Tupl
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from ._handshake import Environ, HandshakePolicy, Refusal, asks_for_websocket
+from ._handshake import (Environ, HandshakePolicy, Refusal, asks_for_websocket,
+                         environ_headers, negotiate)
 from ._raw_socket import accept_raw, raw_socket
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
 from ._sock_websocket import ConnectionClosed, SockWebSocket
@@ -362,11 +363,18 @@ def _websocket_mismatch() -> Optional[type]:
 def _on_mismatch(error: Exception) -> Any:
     """Werkzeug routes a plain request to a ``websocket=True`` rule (every
     Sock route) nowhere and raises WebsocketMismatch (a bare 400): answer
-    it with a word on what the URL expects.  The other way round (an upgrade
-    for a plain rule) keeps Werkzeug's answer."""
-    if asks_for_websocket(request.environ):
-        return error
-    return _websocket_expected()
+    it with a word on what the URL expects.  An upgrade request Werkzeug
+    does not take for one (no ``Connection: upgrade``) is broken: it gets
+    the handshake's own refusal, as when a Sock route checks it."""
+    environ: Environ = request.environ
+    if not asks_for_websocket(environ):
+        return _websocket_expected()
+    try:
+        negotiate(environ, environ_headers(environ), [])
+    except Refusal as refusal:
+        _log_refusal(environ, refusal)
+        return _refusal_response(refusal, environ)
+    return error
 
 
 def _websocket_expected() -> Response:
