@@ -13,6 +13,8 @@ Run as a script (gunicorn loads it as a module instead)::
     fs_app.py werkzeug            # app.run() on port 0, threaded
     fs_app.py gevent-patched      # monkey.patch_all(); WSGIServer(addr, app)
     fs_app.py gevent-unpatched    # WSGIServer(addr, app), nothing patched
+    fs_app.py pyws-server         # pyws.WebSocketServer (pyws only: its handler
+                                  # performs the Sock routes' handshakes)
 
 The port is printed as ``PORT <n>``.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-if __name__ == "__main__" and sys.argv[1:2] == ["gevent-patched"]:
+if __name__ == "__main__" and sys.argv[1:2] in (["gevent-patched"], ["pyws-server"]):
     from gevent import monkey
 
     monkey.patch_all()
@@ -148,9 +150,12 @@ def _serve(kind: str) -> None:
     if kind == "werkzeug":
         app.run("127.0.0.1", 0, threaded=True)  # Werkzeug prints the port
         return
-    if kind not in ("gevent-patched", "gevent-unpatched"):
+    if kind not in ("gevent-patched", "gevent-unpatched", "pyws-server"):
         raise SystemExit(f"unknown server kind {kind!r}")
-    from gevent.pywsgi import WSGIServer
+    if kind == "pyws-server":
+        from pyws import WebSocketServer as WSGIServer
+    else:
+        from gevent.pywsgi import WSGIServer  # type: ignore[assignment]
 
     server = WSGIServer(("127.0.0.1", 0), app)
     server.start()

@@ -46,6 +46,10 @@ FLASK_SOCK_UNPATCHED = ("flask-sock under an unpatched gevent WSGIServer: simple
                         "monkey.patch_all() only")
 # The servers the behaviour tests (not only the echo) run under.
 BEHAVIOUR_SERVERS = ["werkzeug", "gevent-patched", "gunicorn-gthread"]
+# Both peers under those, and pyws under its own WebSocketServer, whose
+# handler performs the handshake of a Sock route (another way in).
+BEHAVIOUR_CASES = ([(peer, kind) for peer in PEERS for kind in BEHAVIOUR_SERVERS]
+                   + [("pyws", "pyws-server")])
 SMALL_OPTIONS = {"max_message_size": 10, "subprotocols": ["chat", "superchat"],
                  "ping_interval": 0.3}
 
@@ -92,14 +96,10 @@ def assert_quiet(server: FsServer, path: str) -> None:
 @pytest.mark.parametrize("kind", SERVERS)
 @pytest.mark.parametrize("peer", PEERS)
 def test_echo_under_each_documented_server(servers: Any, peer: str, kind: str) -> None:
-    if peer == "flask-sock" and kind == "gevent-unpatched":
-        # Shown, not assumed: the peer's handshake completes, its echo never comes.
-        server = servers(peer, kind)
-        with connect(server.url("/echo"), open_timeout=TIMEOUT, close_timeout=1) as conn:
-            conn.send("hello")
-            with pytest.raises(TimeoutError):
-                conn.recv(timeout=2)
-        pytest.xfail(FLASK_SOCK_UNPATCHED)
+    # (Seen when this suite was written: the peer's handshake completes, its
+    # reader thread fails, and the echo mostly never comes; not asserted,
+    # as it depends on which thread reaches the socket first.)
+    _xfail_unpatched_flask_sock(peer, kind)
     server = servers(peer, kind)
     with connect(server.url("/echo"), open_timeout=TIMEOUT) as conn:
         for message in ("hello", b"\x00\xff binary", "\u00e9t\u00e9 \u2603", "x" * 70000):
@@ -144,8 +144,7 @@ def read_close(conn: websocket.WebSocket) -> Tuple[int, str]:
             return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8")
 
 
-@pytest.mark.parametrize("kind", BEHAVIOUR_SERVERS)
-@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("peer, kind", BEHAVIOUR_CASES)
 def test_receive_timeout_and_close_with_reason(servers: Any, peer: str, kind: str) -> None:
     server = servers(peer, kind)
     conn = websocket.create_connection(server.url("/timeout?x=1"), timeout=TIMEOUT,
@@ -164,8 +163,7 @@ def test_receive_timeout_and_close_with_reason(servers: Any, peer: str, kind: st
     assert_quiet(server, "/timeout")
 
 
-@pytest.mark.parametrize("kind", BEHAVIOUR_SERVERS)
-@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("peer, kind", BEHAVIOUR_CASES)
 def test_client_close_raises_connection_closed_with_its_code(servers: Any, peer: str,
                                                              kind: str) -> None:
     """``ConnectionClosed.reason`` is the client's code, ``.message`` its
@@ -190,15 +188,19 @@ def test_client_close_raises_connection_closed_with_its_code(servers: Any, peer:
 def test_invalid_utf8_from_the_client_ends_the_view_with_1007(servers: Any,
                                                               peer: str) -> None:
     """A protocol failure by the peer ends the connection: receive() raises
-    ConnectionClosed with the failure's code (1007: text that is not UTF-8),
-    and the server's close frame says the same."""
+    ConnectionClosed with the failure's code (1007: text that is not UTF-8).
+    pyws's close frame says 1007 too; flask-sock's close frame does not
+    always come before Werkzeug writes an HTTP response onto the connection,
+    so the wire is checked for pyws only."""
     server = servers(peer, "werkzeug")
     tag = "bad-utf8"
     with RawClient(server.port, timeout=TIMEOUT) as raw:
         assert raw.handshake(f"/client-close/{tag}").status == 101
         assert raw.read_frame().payload == b"ready"
         raw.send_frame(OP_TEXT, b"caf\xc3", mask=b"abcd")  # a cut UTF-8 sequence
-        assert raw.read_frame().close_code == 1007
+        if peer == "pyws":
+            assert raw.read_frame().close_code == 1007
+            assert raw.expect_eof() == b""
     server.wait_event(f"client-close {tag} reason=1007 .*")
     assert_quiet(server, f"/client-close/{tag}")
 
