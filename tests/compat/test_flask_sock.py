@@ -337,6 +337,23 @@ def test_create_blueprint(peer: str) -> None:
 
 
 @pytest.mark.parametrize("peer", PEERS)
+def test_blueprint_route_needs_no_init_app(peer: str) -> None:
+    """flask-sock needs no ``init_app`` for a route on the program's own
+    blueprint: registering the blueprint is enough."""
+    app = Flask(__name__, static_folder=None)
+    bp = Blueprint("bp", __name__)
+    sock = _module(peer).Sock()
+
+    @sock.route("/ws", bp=bp)
+    def ws(ws: Any) -> None:
+        pass
+
+    app.register_blueprint(bp, url_prefix="/bp")
+    assert [(r.rule, r.websocket) for r in app.url_map.iter_rules()] == [("/bp/ws", True)]
+    assert app.test_client().get("/bp/ws").status_code == 400  # not an upgrade
+
+
+@pytest.mark.parametrize("peer", PEERS)
 def test_connection_closed_fields(peer: str) -> None:
     closed = _module(peer).ConnectionClosed(4001, "bye")
     assert (closed.reason, closed.message) == (4001, "bye")
