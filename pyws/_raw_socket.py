@@ -1,27 +1,65 @@
-"""The upgrade on the HTTP server's own socket, for servers that are not
-gevent's: Werkzeug's development server and gunicorn's sync, gthread and
-gevent workers expose the connection's socket in the environ; pyws writes
-the ``101`` there and runs the WebSocket in the request's thread."""
+"""The upgrade on the HTTP server's own socket, for servers whose handler is
+not pyws's: Werkzeug's development server and gunicorn's sync, gthread and
+gevent workers expose the connection's socket in the environ, and gevent's
+plain ``pywsgi.WSGIServer`` (without ``pyws.WebSocketHandler``) lets it be
+reached through ``wsgi.input``; pyws writes the ``101`` there and runs the
+WebSocket in the request's thread or greenlet."""
 from __future__ import annotations
 
 import socket
 from typing import Any, Mapping, Optional, Sequence, Type
 
-from ._handshake import (Environ, HandshakePolicy, Refusal, environ_headers, negotiate,
-                         new_websocket, switching_protocols)
+from . import _gevent
+from ._handshake import (
+    Environ,
+    HandshakePolicy,
+    Refusal,
+    environ_headers,
+    negotiate,
+    new_websocket,
+    switching_protocols,
+)
 from .options import DEFAULTS
 from .websocket import WebSocket, drain_buffered
 
-__all__ = ["raw_socket", "accept_raw"]
+__all__ = ["accept_raw", "raw_socket"]
 
 def raw_socket(environ: Environ) -> Optional[socket.socket]:
     """The connection's socket, where the server exposes it: Werkzeug's
-    development server (``werkzeug.socket``) and gunicorn's sync, gthread
-    and gevent workers (``gunicorn.socket``)."""
+    development server (``werkzeug.socket``), gunicorn's sync, gthread and
+    gevent workers (``gunicorn.socket``), gevent's pywsgi (the socket under
+    ``wsgi.input``'s reader)."""
     sock = environ.get("werkzeug.socket")
     if sock is None:
         sock = environ.get("gunicorn.socket")
-    return sock if isinstance(sock, socket.socket) else None
+    if sock is None:
+        sock = _pywsgi_socket(environ)
+    if isinstance(sock, socket.socket) or _gevent.is_gevent_socket(sock):
+        return sock  # type: ignore[no-any-return]
+    return None
+
+
+def _pywsgi_socket(environ: Environ) -> Any:
+    """gevent's pywsgi keeps no socket in the environ, but its ``wsgi.input``
+    reads through ``rfile``, a BufferedReader over the connection's
+    ``SocketIO``, whose ``_sock`` is the socket: ``wsgi.input`` is that
+    reader itself for an upgrade request, else a ``pywsgi.Input`` around it.  Only that
+    exact chain is trusted: a reader over anything else (a test client's
+    BytesIO, a proxy's stream) gives None, and the route answers 500."""
+    rfile = _pywsgi_rfile(environ)
+    raw = getattr(rfile, "raw", None)
+    if not isinstance(raw, socket.SocketIO):
+        return None
+    return getattr(raw, "_sock", None)
+
+
+def _pywsgi_rfile(environ: Environ) -> Any:
+    if not str(environ.get("SERVER_SOFTWARE", "")).startswith("gevent"):
+        return None
+    stream = environ.get("wsgi.input")
+    if isinstance(getattr(stream, "raw", None), socket.SocketIO):
+        return stream
+    return getattr(stream, "rfile", None)
 
 
 def _buffered_input(environ: Environ, sock: socket.socket) -> bytes:
@@ -32,6 +70,10 @@ def _buffered_input(environ: Environ, sock: socket.socket) -> bytes:
         return b""
     if hasattr(stream, "peek") and hasattr(stream, "read1"):
         return drain_buffered(stream, sock)  # Werkzeug: the socket's BufferedReader
+    rfile = _pywsgi_rfile(environ)
+    if rfile is not None and hasattr(rfile, "peek") and hasattr(rfile, "read1"):
+        # gevent's pywsgi: its reader may hold frames sent behind the head.
+        return drain_buffered(rfile, sock)
     # gunicorn: Body -> reader -> unreader, whose buffer holds the read-ahead.
     unreader = getattr(getattr(stream, "reader", None), "unreader", None)
     take = getattr(unreader, "take_buffered", None)

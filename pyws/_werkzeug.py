@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict
 from .exceptions import ConnectionClosed, ProtocolError
 
 __all__ = ["find_routing_app", "routed_view", "mark_sock_view", "is_sock_view",
-           "prepare_routing_app", "present_mismatch_as_get", "WebSocketEndFilter",
+           "prepare_routing_app", "present_upgrade_as_websocket", "present_mismatch_as_get",
+           "WebSocketEndFilter",
            "quiet_flask_logger", "ORIGINAL_UPGRADE_KEY"]
 
 logger = logging.getLogger("pyws.handler")
@@ -56,9 +57,18 @@ def find_routing_app(app: Any) -> Any:
 
 def routed_view(owner: Any, environ: Environ) -> Any:
     """The view function ``owner`` (a Flask app) routes this request to, or
-    None (no match, redirect, wrong method...)."""
+    None (no match, redirect, wrong method...).  A request pyws takes for an
+    upgrade is matched as one (against ``websocket=True`` rules), also when
+    Werkzeug's own test would not see it (see ``present_upgrade_as_websocket``)."""
     try:
-        rule, _args = owner.url_map.bind_to_environ(environ).match(return_rule=True)
+        adapter = owner.url_map.bind_to_environ(environ)
+        if _upgrade_tokens(environ):
+            try:
+                rule, _args = adapter.match(return_rule=True, websocket=True)
+            except TypeError:  # Werkzeug < 2.2: no WebSocket routing
+                rule, _args = adapter.match(return_rule=True)
+        else:
+            rule, _args = adapter.match(return_rule=True)
     except Exception:
         return None
     views = getattr(owner, "view_functions", None)
@@ -83,10 +93,43 @@ def prepare_routing_app(app: Any, environ: Environ) -> None:
     owner = find_routing_app(app)
     if owner is None:
         return
-    present_mismatch_as_get(owner.url_map, environ)
+    present_upgrade_as_websocket(environ)
+    if not is_sock_view(routed_view(owner, environ)):
+        # A Sock route checks the upgrade itself and refuses a broken one
+        # with the handshake's answer; a plain route is shown a GET.
+        present_mismatch_as_get(owner.url_map, environ)
     app_logger = getattr(owner, "logger", None)
     if isinstance(app_logger, logging.Logger) and hasattr(owner, "log_exception"):
         quiet_flask_logger(app_logger)
+
+
+def _upgrade_tokens(environ: Environ) -> bool:
+    """Whether ``Upgrade`` names websocket among its tokens (pyws's test,
+    that of ``_handshake.asks_for_websocket``)."""
+    upgrade = environ.get("HTTP_UPGRADE")
+    if not upgrade:
+        return False
+    return any(token.strip().lower() == "websocket" for token in upgrade.split(","))
+
+
+def present_upgrade_as_websocket(environ: Environ) -> None:
+    """Let Werkzeug's router see an upgrade that pyws accepts.
+
+    Werkzeug takes a request for a WebSocket one only when ``Upgrade`` is
+    exactly ``websocket``; RFC 7230 allows a token list (``websocket, foo``,
+    or repeated headers, which servers join with commas), which pyws
+    accepts.  For those, ``HTTP_UPGRADE`` becomes ``websocket`` (the
+    original stays in ``environ[ORIGINAL_UPGRADE_KEY]``), so that the
+    ``websocket=True`` rule of a ``Sock`` route matches.  The handshake
+    itself is unaffected: the token it checks is still there.
+    """
+    upgrade = environ.get("HTTP_UPGRADE", "")
+    if not _upgrade_tokens(environ) or upgrade.strip().lower() == "websocket":
+        return
+    environ.setdefault(ORIGINAL_UPGRADE_KEY, {"HTTP_UPGRADE": upgrade,
+                                              "HTTP_CONNECTION": environ.get(
+                                                  "HTTP_CONNECTION", "")})
+    environ["HTTP_UPGRADE"] = "websocket"
 
 
 def present_mismatch_as_get(url_map: Any, environ: Environ) -> None:

@@ -1,54 +1,63 @@
 """Flask extension: WebSocket routes that work under every server pyws knows.
 
-::
+A drop-in for flask-sock: a program written for it runs with only its import
+changed (``from pyws.flask import Sock, ConnectionClosed``)::
 
     from flask import Flask
-    from pyws.flask import Sock
+    from pyws.flask import Sock, ConnectionClosed
 
     app = Flask(__name__)
+    app.config['SOCK_SERVER_OPTIONS'] = {'ping_interval': 25}
     sock = Sock(app)
 
     @sock.route('/ws')
-    def echo(ws):                  # ws: a pyws.WebSocket
-        for message in ws:
-            ws.send(message)
+    def echo(ws):                  # ws: a pyws.WebSocket, flask-sock's API
+        while True:
+            ws.send(ws.receive())  # ConnectionClosed ends the route quietly
 
-The same view runs unchanged under
+The view's ``ws`` keeps simple-websocket's Server API (``receive(timeout)``,
+``send``, ``close(reason, message)``, ``connected``, ``subprotocol``,
+``environ``; see ``pyws._sock_websocket``) and is a ``pyws.WebSocket`` too
+(iteration, ``ping``, ``pyws.Hub``).  The same view runs unchanged under
 
 - gevent: ``pyws.WebSocketServer`` / ``WSGIServer(..., handler_class=
   pyws.WebSocketHandler)``, and gunicorn with
   ``-k pyws.gunicorn.GeventWebSocketWorker``: the handler performs the
   handshake when the route asks for it, with the route's options and the
   server's;
-- Werkzeug's development server (``flask run``, ``app.run()``, threaded) and
-  gunicorn's ``gthread`` (and ``sync``, ``gevent``) workers: the route
-  performs the handshake itself on the connection's socket
-  (``environ['werkzeug.socket']`` / ``environ['gunicorn.socket']``) and
-  runs the WebSocket in the request's thread.
+- Werkzeug's development server (``flask run``, ``app.run()``, threaded),
+  gunicorn's ``gthread`` (and ``sync``, ``gevent``) workers, and gevent's
+  plain ``pywsgi.WSGIServer(addr, app)`` (monkey-patched or not): the route
+  performs the handshake itself on the connection's socket (see
+  ``pyws._raw_socket``) and runs the WebSocket in the request's thread or
+  greenlet.
 
 ``Sock(app)`` also gives plain routes that read
 ``request.environ['wsgi.websocket']`` (the gevent-websocket style) their
-socket under Werkzeug's server and gunicorn's threaded workers, through a
-WSGI middleware it puts around ``app.wsgi_app``.
+socket under those servers, through a WSGI middleware it puts around
+``app.wsgi_app``.
 """
 from __future__ import annotations
 
 import functools
 import logging
 import socket
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar,
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar,
                     Union)
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
-from ._handshake import Environ, HandshakePolicy, Refusal, asks_for_websocket
+from ._handshake import (Environ, HandshakePolicy, Refusal, asks_for_websocket,
+                         environ_headers, negotiate)
 from ._raw_socket import accept_raw, raw_socket
+from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
+from ._sock_websocket import ConnectionClosed, SockWebSocket
 from ._werkzeug import is_sock_view, mark_sock_view, prepare_routing_app, routed_view
-from .options import CONNECTION_OPTIONS, OPTION_NAMES, Options
+from .exceptions import ConnectionClosed as _PywsConnectionClosed
+from .options import CONNECTION_OPTIONS, HANDSHAKE_OPTIONS, OPTION_NAMES, Options
 from .websocket import WebSocket
 
-__all__ = ["Sock"]
+__all__ = ["ConnectionClosed", "Sock", "SockWebSocket", "server_options"]
 
 logger = logging.getLogger("pyws.flask")
 
@@ -59,10 +68,87 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _SWITCHING = "101 Switching Protocols"
 # Options about reading the request head: the server's, not a route's.
 _SERVER_ONLY = frozenset({"handshake_timeout", "max_request_size"})
+#: The config key flask-sock reads its Server options from.
+CONFIG_KEY = "SOCK_SERVER_OPTIONS"
+# simple-websocket's Server options that mean nothing here: pyws reads into
+# its own buffer (receive_bytes), and picks threads or greenlets from the
+# socket it serves (thread_class, event_class, selector_class: what
+# simple-websocket needed to run its reader thread under gevent or eventlet).
+_SIMPLE_WEBSOCKET_IGNORED = frozenset({"receive_bytes", "thread_class", "event_class",
+                                       "selector_class"})
+# The blueprint flask-sock keeps routes declared before init_app in; the
+# same name, so url_for() of such a route keeps working.
+_BLUEPRINT_NAME = "__flask_sock"
+
+
+def server_options(value: Any) -> Tuple[Optional[HandshakePolicy], Dict[str, Any]]:
+    """``app.config['SOCK_SERVER_OPTIONS']`` as (handshake policy or None,
+    connection options given).  It takes simple-websocket's Server options,
+    as flask-sock passes them on: ``subprotocols`` (a list, or one str),
+    ``ping_interval`` (None or 0: no pings; a ping's pong may then take an
+    interval, as there), ``max_message_size`` (None: no limit, as there; a
+    number: the limit, 1009 beyond it), ``receive_bytes``, ``thread_class``,
+    ``event_class`` and ``selector_class`` (accepted and ignored: see
+    ``_SIMPLE_WEBSOCKET_IGNORED``); and pyws's options of a route (see
+    ``pyws.options.Options``).  TypeError for an unknown key or a server-only
+    option, TypeError / ValueError for a bad value."""
+    if value is None:
+        return None, {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{CONFIG_KEY} must be a dict of options, not {value!r}")
+    keywords: Dict[str, Any] = {}
+    for name, item in value.items():
+        if name in _SIMPLE_WEBSOCKET_IGNORED:
+            _check_ignored(name, item)
+        elif name in _SERVER_ONLY:
+            raise TypeError(f"{CONFIG_KEY}: {name} is an option of the server, not of "
+                            "a route")
+        elif name not in OPTION_NAMES:
+            known = sorted((set(OPTION_NAMES) - _SERVER_ONLY) | _SIMPLE_WEBSOCKET_IGNORED)
+            raise TypeError(f"{CONFIG_KEY}: unknown option {name!r}; the options are: "
+                            + ", ".join(known))
+        else:
+            keywords[name] = item
+    if isinstance(keywords.get("subprotocols"), str):
+        keywords["subprotocols"] = [keywords["subprotocols"]]  # simple-websocket takes one
+    if "ping_interval" in keywords:
+        interval = keywords["ping_interval"]
+        if interval == 0 and not isinstance(interval, bool):
+            keywords["ping_interval"] = interval = None  # falsy: no pings there
+        if interval is not None and "ping_timeout" not in keywords:
+            # simple-websocket gives up on a pong at the next ping.
+            keywords["ping_timeout"] = interval
+    try:
+        options = Options.build(**keywords)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{CONFIG_KEY}: {exc}") from None
+    policy = None
+    if any(name in HANDSHAKE_OPTIONS for name in keywords):
+        policy = HandshakePolicy.from_options(options,
+                                              compression="compression" in keywords)
+    overrides = {name: getattr(options, name) for name in CONNECTION_OPTIONS
+                 if name in keywords}
+    return policy, overrides
+
+
+def _check_ignored(name: str, value: Any) -> None:
+    if name == "receive_bytes":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{CONFIG_KEY}: receive_bytes must be a positive int, "
+                             f"not {value!r}")
+    elif value is not None and not callable(value):
+        raise TypeError(f"{CONFIG_KEY}: {name} must be a class or None, not {value!r}")
 
 
 class Sock:
-    """WebSocket routes for a Flask app: ``@sock.route(rule)``.
+    """WebSocket routes for a Flask app: ``@sock.route(rule)``, as flask-sock.
+
+    ``Sock(app)`` adds routes to ``app``; ``Sock()`` keeps the routes
+    declared before ``init_app(app)`` in a blueprint (``sock.bp``) that
+    ``init_app`` registers; ``route(rule, bp=bp)`` adds the route to ``bp``.
+    ``sock.app`` is the app given last.  Per request, the options in
+    ``app.config['SOCK_SERVER_OPTIONS']`` apply on top of this object's (see
+    ``server_options``).
 
     Options (``pyws.options.Options`` describes each): the handshake
     options ``origins``, ``subprotocols``, ``extra_headers``, ``on_upgrade``
@@ -94,37 +180,41 @@ class Sock:
         #: The connection options given, which override a server's.
         self.overrides: Dict[str, Any] = {name: getattr(self.options, name)
                                           for name in CONNECTION_OPTIONS if name in given}
-        #: The first app this extension was initialised with.
+        #: The app given last (to the constructor or ``init_app``), else None.
         self.app: Optional[Flask] = None
+        #: The blueprint of routes declared before ``init_app``, else None.
+        self.bp: Optional[Blueprint] = None
         self._apps: List[Flask] = []
-        self._routes: List[Tuple[str, Callable[..., Any], Dict[str, Any]]] = []
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Register the routes declared so far on ``app`` (and the later
-        ones too), and install the upgrade middleware for plain routes."""
+        """Attach to ``app``: register ``self.bp`` (the routes declared so
+        far) on it, and make it ``self.app``, which routes declared later
+        go to.  ``SOCK_SERVER_OPTIONS`` is checked now if set already."""
         if app in self._apps:
             return
-        socks: List[Sock] = app.extensions.setdefault("pyws", [])
-        socks.append(self)
-        if not any(isinstance(m, _UpgradeMiddleware) for m in _middlewares(app)):
-            app.wsgi_app = _UpgradeMiddleware(app.wsgi_app, app, self)  # type: ignore[method-assign]
         self._apps.append(app)
-        if self.app is None:
-            self.app = app
-        for rule, view, options in self._routes:
-            _add_rules(app, rule, view, options)
+        _install(app, self)
+        if self.bp is not None:
+            name = self.bp.name
+            if name in app.blueprints and app.blueprints[name] is not self.bp:
+                name = f"{name}_{len(app.blueprints)}"  # another Sock() on this app
+            app.register_blueprint(self.bp, name=name)
+        self.app = app
 
     def route(self, rule: str, bp: Optional[Blueprint] = None,
               **options: Any) -> Callable[[View], View]:
         """Declare a WebSocket route: the decorated function is called as
-        ``f(ws, **url_variables)`` once the handshake succeeded; when it
-        returns, the WebSocket is closed (1000; 1011 if it raised, the error
-        being logged as Flask logs view errors; 1008 for ``abort(4xx)``).  ``bp``: register on that
-        blueprint instead of the app.  Other keywords are those of
-        ``app.route`` (``endpoint``, ``defaults``, ...); the method is GET.
-        A request that is not an upgrade gets 400 "WebSocket expected"."""
+        ``f(ws, **url_variables)`` once the handshake succeeded.  When it
+        returns, or raises ``ConnectionClosed`` (which ends the route
+        quietly), the WebSocket is closed: 1000; 1011 if it raised anything
+        else, the error being logged as Flask logs view errors; 1008 for
+        ``abort(4xx)``.  ``bp``: register on that blueprint instead.  Other
+        keywords are those of ``app.route`` (``endpoint``, ``defaults``,
+        ...); the method is GET.  The route is one URL rule, declared
+        ``websocket=True``; a request that is not an upgrade gets 400
+        "WebSocket expected"."""
         methods = options.pop("methods", None)
         if methods is not None and [m.upper() for m in methods] != ["GET"]:
             raise ValueError("a WebSocket route only takes GET requests")
@@ -134,12 +224,18 @@ class Sock:
             view = self._make_view(f)
             rule_options = dict(options)
             rule_options.setdefault("endpoint", f.__name__)
+            target: Union[Flask, Blueprint]
             if bp is not None:
-                _add_rules(bp, rule, view, rule_options)
+                target = bp
+                _install_on_registration(bp, self)
+            elif self.app is not None:
+                target = self.app
             else:
-                self._routes.append((rule, view, rule_options))
-                for app in self._apps:
-                    _add_rules(app, rule, view, rule_options)
+                if self.bp is None:
+                    self.bp = Blueprint(_BLUEPRINT_NAME, __name__)
+                target = self.bp
+            target.add_url_rule(rule, view_func=view, methods=["GET"], websocket=True,
+                                **rule_options)
             return f
 
         return decorator
@@ -154,23 +250,40 @@ class Sock:
         mark_sock_view(view)
         return view
 
+    def _settings(self, environ: Environ) -> Tuple[List[HandshakePolicy], Dict[str, Any]]:
+        """This request's handshake policies and connection options: this
+        object's, then the app's ``SOCK_SERVER_OPTIONS``."""
+        policy, overrides = server_options(current_app.config.get(CONFIG_KEY))
+        if policy is None and not overrides:
+            return [self.policy], self.overrides
+        policies = [self.policy]
+        if policy is not None:
+            policies.append(policy)
+            ordered = _in_client_order(policy, environ)
+            if ordered is not None:
+                policies.append(ordered)
+        return policies, {**self.overrides, **overrides}
+
     def _serve(self, f: Callable[..., Any], kwargs: Dict[str, Any]) -> Response:
         environ: Environ = request.environ
         ws = environ.get("wsgi.websocket")
         if isinstance(ws, WebSocket):  # upgraded already (a handler that did not defer)
-            f(ws, **kwargs)
+            if not isinstance(ws, SockWebSocket):
+                # Same layout (SockWebSocket adds no slots): flask-sock's API.
+                ws.__class__ = SockWebSocket
+            _run_view(f, ws, kwargs)
             return _finished()
         if not asks_for_websocket(environ):
-            return Response("WebSocket expected\n", 400,
-                            {"Content-Type": "text/plain; charset=utf-8"})
+            return _websocket_expected()
+        policies, overrides = self._settings(environ)
         upgrade = upgrade_of(environ)
         try:
             if upgrade is None:
                 # No route can switch protocols here: accept_raw checks the
                 # request (its 4xx) and then refuses with 500.
-                accept_raw(environ, [self.policy], self.overrides)
+                accept_raw(environ, policies, overrides)
                 raise AssertionError("accept_raw upgraded without a socket")
-            ws = upgrade.accept([self.policy], self.overrides)
+            ws = upgrade.accept(policies, overrides, SockWebSocket)
         except Refusal as refusal:
             _log_refusal(environ, refusal)
             return _refusal_response(refusal, environ)
@@ -184,17 +297,88 @@ class Sock:
         # What f raises, Flask logs and answers with a 500 (or the status of
         # an HTTPException): the session runner around the application
         # closes the socket by that (pyws._runner: 1011, 1008 for a 4xx).
-        f(ws, **kwargs)
+        _run_view(f, ws, kwargs)
         return _finished()
 
 
-def _add_rules(target: Union[Flask, Blueprint], rule: str, view: Callable[..., Any],
-               options: Dict[str, Any]) -> None:
-    # Two rules, one view: Werkzeug (>= 2.2) routes upgrade requests only to
-    # websocket=True rules, and answers plain requests to those with a bare
-    # 400; the plain rule lets the view say "WebSocket expected" instead.
-    target.add_url_rule(rule, view_func=view, methods=["GET"], websocket=True, **options)
-    target.add_url_rule(rule, view_func=view, methods=["GET"], **options)
+def _in_client_order(policy: HandshakePolicy,
+                     environ: Environ) -> Optional[HandshakePolicy]:
+    """simple-websocket selects the first subprotocol the client offers that
+    the server supports (pyws's own options select in the server's order):
+    for ``SOCK_SERVER_OPTIONS``, a policy that keeps flask-sock's choice
+    (it comes last, so its subprotocols are the ones used), or None."""
+    supported = policy.subprotocols
+    if not supported:
+        return None
+    offered = [name.strip() for name in
+               str(environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "")).split(",")]
+    shared = [name for name in offered if name in supported]
+    # Nothing in common: none is selected either way.
+    return HandshakePolicy(subprotocols=shared) if shared else None
+
+
+def _run_view(f: Callable[..., Any], ws: WebSocket, kwargs: Dict[str, Any]) -> None:
+    try:
+        f(ws, **kwargs)
+    except _PywsConnectionClosed as exc:
+        # flask-sock's rule: the connection ending ends the route quietly,
+        # and it is closed as after a normal return.
+        logger.debug("WebSocket %s closed: %s", ws.path, exc)
+
+
+def _install(app: Flask, sock: Sock) -> None:
+    """What every app serving ``Sock`` routes needs, once per app: the
+    upgrade middleware, the answer to a plain GET, and an early check of
+    ``SOCK_SERVER_OPTIONS``."""
+    socks: List[Sock] = app.extensions.setdefault("pyws", [])
+    if sock not in socks:
+        socks.append(sock)
+    if any(isinstance(m, _UpgradeMiddleware) for m in _middlewares(app)):
+        return
+    server_options(app.config.get(CONFIG_KEY))  # a bad key fails here, not per request
+    app.wsgi_app = _UpgradeMiddleware(app.wsgi_app, app, sock)  # type: ignore[method-assign]
+    mismatch = _websocket_mismatch()
+    if mismatch is not None:
+        app.register_error_handler(mismatch, _on_mismatch)
+
+
+def _install_on_registration(bp: Blueprint, sock: Sock) -> None:
+    """A route on a user's blueprint: install on whatever app registers it
+    (flask-sock needs no init_app for those)."""
+    marker = "_pyws_sock_install"
+    if getattr(bp, marker, False):
+        return
+    setattr(bp, marker, True)
+    bp.record(lambda state: _install(state.app, sock))
+
+
+def _websocket_mismatch() -> Optional[type]:
+    try:
+        from werkzeug.routing import WebsocketMismatch
+    except ImportError:  # Werkzeug < 2.2: rules do not tell WebSocket from HTTP
+        return None
+    return WebsocketMismatch  # type: ignore[no-any-return]
+
+
+def _on_mismatch(error: Exception) -> Any:
+    """Werkzeug routes a plain request to a ``websocket=True`` rule (every
+    Sock route) nowhere and raises WebsocketMismatch (a bare 400): answer
+    it with a word on what the URL expects.  An upgrade request Werkzeug
+    does not take for one (no ``Connection: upgrade``) is broken: it gets
+    the handshake's own refusal, as when a Sock route checks it."""
+    environ: Environ = request.environ
+    if not asks_for_websocket(environ):
+        return _websocket_expected()
+    try:
+        negotiate(environ, environ_headers(environ), [])
+    except Refusal as refusal:
+        _log_refusal(environ, refusal)
+        return _refusal_response(refusal, environ)
+    return error
+
+
+def _websocket_expected() -> Response:
+    return Response("WebSocket expected\n", 400, {"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _log_refusal(environ: Environ, refusal: Refusal) -> None:
