@@ -741,7 +741,7 @@ class WebSocket:
         idle = self.idle_timeout
         if idle is not None and now - self._last_rx >= idle:
             logger.info("WebSocket %s: nothing received for %gs, closing", self.path, idle)
-            self.close(1001, "idle timeout")
+            WebSocket.close(self, 1001, "idle timeout")  # not a subclass's contract
             return
         if self.ping_interval is None:
             return

@@ -14,9 +14,9 @@ are registered), in-process, with only the module switched.
 Last, a marked section: where pyws deliberately differs, pyws's behaviour
 alone, each with its reason.
 
-eventlet: not tested.  Its package installs on this Python (3.11), but
+eventlet is not a deployment pyws supports (docs/migrating.md says so):
 gunicorn 27 has no eventlet worker any more, and eventlet's own WSGI server
-is not supported by pyws yet (see test_eventlet_is_not_covered).
+is not supported by pyws.flask.
 """
 from __future__ import annotations
 
@@ -463,13 +463,3 @@ def test_difference_server_options_mapping() -> None:
         server_options({"handshake_timeout": 5})
     with pytest.raises(ValueError, match="max_message_size"):
         server_options({"max_message_size": -1})
-
-
-def test_eventlet_is_not_covered() -> None:
-    """Recorded, so that the gap stays visible in every run."""
-    try:
-        import gunicorn.workers.geventlet  # noqa: F401
-    except ImportError:
-        pytest.skip("gunicorn 27 has no eventlet worker (removed upstream); eventlet's "
-                    "own wsgi.server is not supported by pyws.flask yet")
-    pytest.skip("eventlet deployments are not supported by pyws.flask yet")
