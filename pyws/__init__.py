@@ -67,10 +67,24 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    try:
+        module = importlib.import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as exc:
+        from ._extras import missing
+
+        raise missing(exc, f"pyws.{name}") from None
+    value = getattr(module, name)
     globals()[name] = value  # found directly from now on
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # The public API and the public submodules (pyws.flask, pyws.options...
+    # once imported), not the helpers this module imports for itself.
+    import types
+
+    names = set(__all__) | {"__version__"}
+    names |= {name for name, value in globals().items()
+              if isinstance(value, types.ModuleType) and not name.startswith("_")}
+    names |= {name for name in globals() if name.startswith("__") and name.endswith("__")}
+    return sorted(names)

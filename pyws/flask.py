@@ -45,7 +45,12 @@ import socket
 from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar,
                     Union)
 
-from flask import Blueprint, Flask, Response, current_app, request
+from ._extras import missing
+
+try:
+    from flask import Blueprint, Flask, Response, current_app, request
+except ModuleNotFoundError as exc:
+    raise missing(exc, "pyws.flask") from None
 
 from ._handshake import (Environ, HandshakePolicy, Refusal, asks_for_websocket,
                          environ_headers, negotiate)

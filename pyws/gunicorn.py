@@ -32,9 +32,14 @@ import weakref
 from types import FrameType
 from typing import Any, Dict, Mapping, Optional
 
-import gevent  # type: ignore[import-untyped, unused-ignore]
-from gunicorn.workers.ggevent import (  # type: ignore[import-untyped, unused-ignore]
-    GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer)
+from ._extras import missing
+
+try:
+    import gevent  # type: ignore[import-untyped, unused-ignore]
+    from gunicorn.workers.ggevent import (  # type: ignore[import-untyped, unused-ignore]
+        GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer)
+except ModuleNotFoundError as exc:
+    raise missing(exc, "pyws.gunicorn") from None
 
 from ._handshake import HandshakePolicy
 from ._werkzeug import find_routing_app

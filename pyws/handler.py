@@ -17,8 +17,13 @@ import time
 from typing import (Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence,
                     Tuple, Type, cast)
 
-import gevent  # type: ignore[import-untyped, unused-ignore]
-from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
+from ._extras import missing
+
+try:
+    import gevent  # type: ignore[import-untyped, unused-ignore]
+    from gevent.pywsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
+except ModuleNotFoundError as exc:
+    raise missing(exc, "pyws.handler") from None
 
 from ._handshake import (Environ, HandshakePolicy, Negotiated, Refusal, asks_for_websocket,
                          negotiate, new_websocket)

@@ -5,9 +5,14 @@ import ipaddress
 import logging
 from typing import Any, Callable, Dict, FrozenSet, Optional
 
-from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
-from gevent import ssl as gevent_ssl  # type: ignore[import-untyped, unused-ignore]
-from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
+from ._extras import missing
+
+try:
+    from gevent import Greenlet  # type: ignore[import-untyped, unused-ignore]
+    from gevent import ssl as gevent_ssl  # type: ignore[import-untyped, unused-ignore]
+    from gevent.pywsgi import WSGIServer  # type: ignore[import-untyped, unused-ignore]
+except ModuleNotFoundError as exc:
+    raise missing(exc, "pyws.server") from None
 
 from . import _gevent
 from .handler import Client, WebSocketHandler, install_settings, request_logger
