@@ -596,9 +596,14 @@ static int take_payload(pyws_conn *c) {
       }
     } else {
       uint8_t *dst;
-      /* Doubling as the bytes come, but never past the end of the frame. */
-      size_t frame_end = left > SIZE_MAX - c->msg.len ? SIZE_MAX : c->msg.len + (size_t)left;
-      if ((rv = pyws_buf_reserve_upto(&c->msg, n, frame_end)) != 0) {
+      /* Doubling as the bytes come; in a message's last frame, never past
+       * its end (the size is known then).  Capping earlier frames too would
+       * make a message of many fragments grow one fragment at a time. */
+      size_t most = SIZE_MAX;
+      if (c->frame_fin && left <= SIZE_MAX - c->msg.len) {
+        most = c->msg.len + (size_t)left;
+      }
+      if ((rv = pyws_buf_reserve_upto(&c->msg, n, most)) != 0) {
         return rv;
       }
       dst = pyws_buf_tail(&c->msg);
