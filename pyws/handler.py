@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import time
 from typing import (Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence,
                     Tuple, Type, cast)
 
@@ -138,7 +139,7 @@ _TOO_LARGE_RESPONSE = _plain_response("431 Request Header Fields Too Large",
 #: WebSocketHandler._shed_request_state); pywsgi's class defaults stand in.
 _SHED_ATTRIBUTES = frozenset({
     "headers", "response_headers", "_head_deadline", "time_finish", "result",
-    "response_use_chunked", "provided_date", "provided_content_length",
+    "response_use_chunked", "provided_date", "provided_content_length", "_line_in", "_served",
 })
 
 
@@ -223,6 +224,10 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
     #: not called; the WebSocket is then ``self.websocket``, the caller's.
     prevent_wsgi_call: bool = False
     _head_deadline: Any = None
+    # Whether bytes of the current request's line came, and how many
+    # requests this connection's head deadline has let through.
+    _line_in = False
+    _served = 0
 
     @property
     def logger(self) -> logging.Logger:
@@ -244,19 +249,21 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         return cast(Client, self.server.clients[self.client_address])
 
     def log_request(self) -> None:
-        """gevent-websocket's request log: each request but the WebSockets
-        (status 101) on ``logger`` at INFO, which shows it only under
-        ``debug=True`` (or the program's logging configuration).  Without
-        ``debug``, pyws also keeps pywsgi's access log (``log=``, stderr by
-        default; ``log=None`` silences it), WebSockets included: operators
-        want it, and gevent-websocket's silence there is no contract."""
+        """Under ``debug=True``, gevent-websocket's request log: each
+        request but the WebSockets (status 101) on ``logger`` at INFO.
+        Otherwise pywsgi's access log (``log=``, stderr by default;
+        ``log=None`` silences it), WebSockets included: operators want it,
+        and gevent-websocket's silence there is no contract.  One or the
+        other, so that a program whose logging shows INFO does not get each
+        line twice."""
         line = self.format_request()
-        if _status_code(self.status) != 101:
-            self.logger.info(line)
-        if not getattr(self.server, "debug", False):
-            log = getattr(self.server, "log", None)
-            if log is not None:
-                log.write(line + "\n")
+        if getattr(self.server, "debug", False):
+            if _status_code(self.status) != 101:
+                self.logger.info(line)
+            return
+        log = getattr(self.server, "log", None)
+        if log is not None:
+            log.write(line + "\n")
 
     def handle_one_request(self) -> Any:
         """pywsgi's request cycle, with a deadline on reading the head: a
@@ -270,17 +277,34 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         # is in (read_request lets it go).
         self._head_deadline = gevent.Timeout(timeout)
         self._head_deadline.start()
+        self._line_in = False
         try:
             return super().handle_one_request()
         except gevent.Timeout as exc:
             if exc is not self._head_deadline:
                 raise
+            self.close_connection = True
+            if self._served and not self._line_in:
+                # A keep-alive connection that sent no new request: closed
+                # quietly, as an idle connection, not answered and logged
+                # as a request (the log line would repeat the previous one).
+                logger.debug("closing idle keep-alive connection from %s after %gs",
+                             _peer(self.client_address), timeout)
+                return None
             logger.info("request head from %s did not arrive within %gs",
                         _peer(self.client_address), timeout)
-            self.close_connection = True
+            self.requestline = ""  # what came of this request (not the previous one)
+            self.time_start = time.time() - timeout
             return ("408", _TIMEOUT_RESPONSE)
         finally:
             self._end_head_deadline()
+
+    def read_requestline(self) -> str:
+        line: str = super().read_requestline()
+        # Bytes of a new request came (the deadline then means a slow
+        # client, not an idle keep-alive connection).
+        self._line_in = bool(line)
+        return line
 
     def _end_head_deadline(self) -> None:
         deadline = self._head_deadline
@@ -292,6 +316,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
         result = super().read_request(raw_requestline)
         # The head is in: the application runs without the deadline.
         self._end_head_deadline()
+        self._served += 1
         return result
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 (pywsgi's name)
@@ -307,6 +332,13 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc, unused-ignore]
                         server_settings(self.server).options.max_request_size)
             self.close_connection = True
             return ("431", _TOO_LARGE_RESPONSE)
+        if isinstance(ex, (ConnectionError, TimeoutError)):
+            # The client left (or reset) in the middle of its request head:
+            # nothing to answer and nothing wrong with the server.
+            logger.debug("client %s gone during its request head: %s",
+                         _peer(self.client_address), ex)
+            self.close_connection = True
+            return None
         # Not in the gevent stubs: a documented pywsgi hook for subclasses.
         return super()._handle_client_error(ex)  # type: ignore[misc, unused-ignore]
 

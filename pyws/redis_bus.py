@@ -7,10 +7,18 @@ the broadcasts of the others (a broadcast reaches the local members at once
 and goes to Redis; each hub skips the copy of its own).  Needs the ``redis``
 package (redis-py 4 or later), imported only when a RedisBus is made.
 
-Delivery is Redis pub/sub's: at most once, nothing stored.  Messages of one
-hub reach another in the order they were broadcast.  While a hub is cut off
-from Redis, what it publishes and what others publish for it is lost; it
-logs the outage and reconnects by itself, with backoff, until closed.
+Delivery is Redis pub/sub's, made to survive outages: messages of one hub
+reach another in the order they were broadcast.  While a hub is cut off from
+Redis (its listener is not subscribed), what it broadcasts is held in its
+queue (``queue_size`` messages at most; :meth:`RedisBus.publish` returns
+False for one that does not fit, and :meth:`RedisBus.can_publish` tells
+beforehand) and published once the listener has subscribed again and
+``resume_delay`` has passed, the time the other hubs' listeners take to
+subscribed again too (they retry at least every ``max_backoff``).  A batch
+whose publishing failed is published again: at least once, not exactly
+once, across an outage.  An outage is logged in two lines, one when it
+starts (a WARNING) and one when it ends (INFO); :meth:`RedisBus.report`
+lets the program add its own Redis calls to the same two lines.
 
 Concurrency follows the program's: under gevent with ``socket``
 monkey-patched (``gevent.monkey.patch_all()``, gunicorn's gevent worker),
@@ -26,7 +34,8 @@ import logging
 import random
 import struct
 import threading
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Type
+import time
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple, Type
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _core, _gevent
@@ -129,17 +138,23 @@ class RedisBus:
     ``url``: the Redis server (``redis://``, ``rediss://`` or ``unix://``,
     as redis-py reads them).  ``channel``: the pub/sub channel; hubs that
     should share rooms use the same one.  ``queue_size``: messages waiting
-    to be published; beyond that (Redis slower than the broadcasts) they
-    are lost, counted in :attr:`lost`.  ``max_backoff``: the longest wait,
-    in seconds, between reconnection attempts.
+    to be published, also while Redis is away; one more is refused
+    (``publish`` returns False) and counted in :attr:`lost`.
+    ``max_backoff``: the longest wait, in seconds, between reconnection
+    attempts.  ``resume_delay``: after an outage, seconds between this
+    listener subscribing again and the held messages being published, so
+    that the other hubs' listeners are back too (default: ``max_backoff``).
     """
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", channel: str = "pyws:hub",
-                 *, queue_size: int = 10000, max_backoff: float = 5.0) -> None:
+                 *, queue_size: int = 10000, max_backoff: float = 5.0,
+                 resume_delay: Optional[float] = None) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, not {queue_size}")
         if max_backoff < _MIN_BACKOFF:
             raise ValueError(f"max_backoff must be >= {_MIN_BACKOFF}, not {max_backoff}")
+        if resume_delay is not None and resume_delay < 0:
+            raise ValueError(f"resume_delay must be >= 0, not {resume_delay}")
         self._gevent = _uses_gevent()
         try:
             import redis
@@ -151,9 +166,9 @@ class RedisBus:
         self.url = url
         self.channel = channel
         self.max_backoff = max_backoff
+        self.resume_delay = max_backoff if resume_delay is None else resume_delay
         self._redis_errors: Tuple[Type[Exception], ...] = (redis.RedisError, OSError)
-        # No retries inside redis-py: a retried PUBLISH whose reply was lost
-        # would be delivered twice, and retries would stall the publisher;
+        # No retries inside redis-py: retries would stall the publisher;
         # this class reconnects by itself, with its own backoff.
         # Keepalive finds a peer that vanished without a FIN; TCP only.
         tcp = {} if urlsplit(url).scheme == "unix" else {"socket_keepalive": True}
@@ -166,19 +181,29 @@ class RedisBus:
             import gevent.queue  # type: ignore[import-untyped, unused-ignore]
 
             self._stop: Any = gevent.event.Event()
+            self._ready: Any = gevent.event.Event()
             self._queue: Any = gevent.queue.Queue(queue_size + 1)
         else:
             import queue
 
             self._stop = threading.Event()
+            self._ready = threading.Event()
             self._queue = queue.Queue(queue_size + 1)
         self._queue_size = queue_size
+        #: Messages the publisher took from the queue and has not published.
+        self._in_hand = 0
         self._deliver: Optional[Deliver] = None
         self._tasks: List[Any] = []
         self._closed = False
-        self._publisher_down = False
         self._subscribed = False
-        #: Messages that could not be published (queue full, Redis down).
+        #: When the held messages may be published (monotonic clock).
+        self._ready_at = 0.0
+        # The outage: what is failing now, since when, how many attempts.
+        self._failing: Set[str] = set()
+        self._down_since = 0.0
+        self._attempts = 0
+        self._health_lock = threading.Lock()
+        #: Messages that could not be published (queue full, or closed).
         self.lost = 0
         #: Messages received on the channel that were not bus envelopes.
         self.malformed = 0
@@ -190,6 +215,53 @@ class RedisBus:
     def subscribed(self) -> bool:
         """True while the listener is subscribed (for readiness checks)."""
         return self._subscribed
+
+    @property
+    def healthy(self) -> bool:
+        """False during an outage (from its first failure to its end)."""
+        return not self._failing
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting to be published."""
+        return int(self._queue.qsize()) + self._in_hand
+
+    def can_publish(self) -> bool:
+        """Whether one more message would be taken (not closed, queue not
+        full): ask before broadcasting what must not be lost silently."""
+        return not self._closed and self.pending < self._queue_size
+
+    def report(self, component: str, exc: Optional[BaseException]) -> None:
+        """Record that ``component`` (any name: "listener" and "publisher"
+        are the bus's own) failed with ``exc`` or, with None, worked.  The
+        first failure while all is well logs one WARNING; the success that
+        leaves nothing failing logs one INFO line; the rest goes to debug."""
+        with self._health_lock:
+            if exc is not None:
+                self._attempts += 1
+                if not self._failing:
+                    self._down_since = time.monotonic()
+                    self._failing.add(component)
+                    expected = isinstance(exc, self._redis_errors)
+                    logger.warning(
+                        "%r: connection to Redis failed (%s: %s); reconnecting, "
+                        "broadcasts are held (%d at most) until it is back",
+                        self, type(exc).__name__, exc, self._queue_size,
+                        exc_info=exc if not expected else None)
+                    return
+                self._failing.add(component)
+                logger.debug("%r: %s failed again (%s: %s)", self, component,
+                             type(exc).__name__, exc)
+                return
+            if component not in self._failing:
+                return
+            self._failing.discard(component)
+            if not self._failing:
+                logger.info("%r: subscribed again after %d failed attempt(s); Redis was "
+                            "unreachable for %.1fs; %d held broadcast(s) to publish",
+                            self, self._attempts, time.monotonic() - self._down_since,
+                            self.pending)
+                self._attempts = 0
 
     # -- Bus protocol ----------------------------------------------------------
 
@@ -206,18 +278,20 @@ class RedisBus:
         self._tasks = [self._spawn(self._listen, "pyws-redis-listener"),
                        self._spawn(self._publish_loop, "pyws-redis-publisher")]
 
-    def publish(self, origin: str, room: str, opcode: int, payload: bytes) -> None:
-        """Queue one message for Redis; never waits on the network.  Lost
-        (counted in :attr:`lost`) while Redis is unreachable or the queue
-        is full, or once closed."""
+    def publish(self, origin: str, room: str, opcode: int, payload: bytes) -> bool:
+        """Queue one message for Redis; never waits on the network.  False
+        (and counted in :attr:`lost`) when the queue is full or the bus
+        closed; while Redis is away, messages wait in the queue."""
         envelope = encode_envelope(origin, room, opcode, payload)
-        if self._closed or self._publisher_down or self._queue.qsize() >= self._queue_size:
+        if self._closed or self.pending >= self._queue_size:
             self.lost += 1
-            return
+            return False
         try:
             self._queue.put_nowait(envelope)
         except Exception:  # queue.Full / gevent.queue.Full: a racing publish
             self.lost += 1
+            return False
+        return True
 
     def close(self) -> None:
         """Publish what is queued (if Redis answers), stop listening, and
@@ -226,6 +300,7 @@ class RedisBus:
             return
         self._closed = True
         self._stop.set()
+        self._ready.set()  # a publisher waiting for the listener goes on
         try:
             self._queue.put_nowait(None)  # the publisher stops after the rest
         except Exception:
@@ -279,7 +354,7 @@ class RedisBus:
         return not self._stop.wait(delay * random.uniform(0.5, 1.0))
 
     def _listen(self) -> None:
-        """Subscribe, deliver messages; on a connection error, log,
+        """Subscribe, deliver messages; on a connection error, report it,
         back off and subscribe again."""
         failures = 0
         while not self._closed:
@@ -298,34 +373,26 @@ class RedisBus:
                     elif kind == "subscribe":
                         self._subscribed = True
                         if failures:
-                            logger.info("%r: subscribed again after %d failed attempt(s); "
-                                        "messages published meanwhile were lost",
-                                        self, failures)
+                            # The other hubs' listeners come back within
+                            # their backoff: hold the backlog until then.
+                            self._ready_at = time.monotonic() + self.resume_delay
                         else:
                             logger.info("%r: subscribed", self)
+                        self._ready.set()
+                        self.report("listener", None)
                         failures = 0
             except Exception as exc:
                 self._subscribed = False
+                self._ready.clear()
                 if self._closed:
                     break
                 failures += 1
-                self._log_failure("connection to Redis failed", exc, failures,
-                                  "reconnecting")
+                self.report("listener", exc)
                 if not self._backoff(failures):
                     break
             finally:
                 self._subscribed = False
                 _quietly(pubsub.close)
-
-    def _log_failure(self, what: str, exc: Exception, failures: int, then: str) -> None:
-        """One warning per outage, not one per attempt; a traceback only
-        for what is not a Redis or network error (a bug, a bad option)."""
-        expected = isinstance(exc, self._redis_errors)
-        if failures == 1:
-            logger.warning("%r: %s (%s: %s); %s", self, what, type(exc).__name__, exc,
-                           then, exc_info=not expected)
-        else:
-            logger.debug("%r: %s again (%s: %s)", self, what, type(exc).__name__, exc)
 
     def _dispatch(self, data: Any) -> None:
         try:
@@ -342,44 +409,61 @@ class RedisBus:
         except Exception:
             logger.exception("%r: delivering a message to room %r failed", self, room)
 
+    def _wait_until_ready(self) -> bool:
+        """Wait until the listener is subscribed and the resume delay over;
+        False once closed (publish what is left, if Redis answers)."""
+        while not self._closed:
+            if not self._ready.wait(_POLL_INTERVAL * 4):
+                continue
+            delay = self._ready_at - time.monotonic()
+            if delay <= 0:
+                return True
+            if self._stop.wait(delay):
+                return False
+        return False
+
     def _publish_loop(self) -> None:
-        """Publish queued messages in order, a pipeline per batch."""
+        """Publish queued messages in order, a pipeline per batch; a batch
+        that failed is published again once Redis is back."""
         failures = 0
         stop = False
+        batch: List[bytes] = []
         while not stop:
-            item = self._queue.get()
-            batch: List[bytes] = []
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except Exception:  # queue.Empty / gevent.queue.Empty
-                    break
-            stop = item is None or (self._closed and self._queue.qsize() == 0)
+            if not batch:
+                item = self._queue.get()
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= _BATCH:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except Exception:  # queue.Empty / gevent.queue.Empty
+                        break
+                stop = item is None
+            self._in_hand = len(batch)
             if not batch:
                 continue
+            self._wait_until_ready()
             try:
                 pipe = self._client.pipeline(transaction=False)
                 for envelope in batch:
                     pipe.publish(self.channel, envelope)
                 pipe.execute()
-                if failures:
-                    logger.info("%r: publishing again after %d failed attempt(s)",
-                                self, failures)
+                batch = []
+                self._in_hand = 0
                 failures = 0
+                self.report("publisher", None)
             except Exception as exc:
                 failures += 1
-                self._log_failure("publishing failed", exc, failures,
-                                  "messages are lost until Redis answers")
-                # Down: publish() drops at once instead of queueing stale
-                # messages; what is queued already is lost too.
-                self._publisher_down = True
-                self.lost += len(batch) + self._drain()
-                if self._closed or not self._backoff(failures):
+                self.report("publisher", exc)
+                if self._closed:
+                    self.lost += len(batch) + self._drain()
                     return
-                self._publisher_down = False
+                if not self._backoff(failures):
+                    self.lost += len(batch) + self._drain()
+                    return
+            if self._closed and not batch and self._queue.qsize() == 0:
+                stop = True
 
     def _drain(self) -> int:
         """Empty the queue; how many messages it held."""
@@ -390,7 +474,6 @@ class RedisBus:
             except Exception:
                 return count
             if item is None:
-                self._queue.put_nowait(None)  # keep the stop marker
                 return count
             count += 1
 

@@ -84,9 +84,15 @@ class RedisServer:
         if binary is None:
             pytest.fail("redis-server is not installed: apt-get install redis-server "
                         "(the chat's multi-process tests run it)", pytrace=False)
+        self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log = log_dir / f"redis-{self.port}.log"
+        self.start()
+
+    def start(self) -> None:
+        """Start it (again, on the same port, empty) and wait for PONG."""
+        binary = self.binary
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--logfile", str(self.log)],
@@ -111,3 +117,8 @@ class RedisServer:
 
     def stop(self) -> None:
         terminate(self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL: gone at once, with everything it held."""
+        self.proc.kill()
+        self.proc.wait(5)

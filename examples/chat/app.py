@@ -1,6 +1,7 @@
 """Group chat on pyws: Flask, rooms with pyws.Hub, presence, optional Redis.
 
     python3 examples/chat/app.py [--host 127.0.0.1] [--port 9527] [--redis URL]
+                                 [--allow-origin ORIGIN ...]
 
 Open http://127.0.0.1:9527/, pick a nickname and a room.  The page talks JSON
 over the WebSocket at /ws (the schema is in README.md, "Group chat").  The
@@ -14,10 +15,19 @@ travel through ``pyws.redis_bus.RedisBus`` (pub/sub) and who is online is
 kept in Redis (see ``RedisPresence``), so users connected to different
 processes chat in the same rooms and see each other online.
 
+The chat's WebSocket accepts pages of its own origin only (the Host it is
+served on; --allow-origin adds others): any other web page a visitor opens
+would otherwise be able to chat in their name.  Every client has rate limits
+on joins, leaves and messages (past them: closed with 1008 and a reason);
+presence goes out as deltas, coalesced for a moment so that a join/leave
+flood costs the room nothing.
+
 The app object can also be served by another gevent server, e.g. gunicorn
 with ``-k pyws.gunicorn.GeventWebSocketWorker``: ``create_app()`` reads
 $PYWS_REDIS_URL.
 """
+from __future__ import annotations
+
 # gevent's monkey-patching comes before any other import, so that socket,
 # ssl, threading and time are gevent's everywhere.  It is done always, not
 # only with --redis: redis-py (the bus and the presence store) does plain
@@ -30,6 +40,8 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import base64  # noqa: E402
+import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -38,8 +50,10 @@ import re  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections import OrderedDict, deque  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Any, Dict, List, Optional, Set, Tuple  # noqa: E402
+from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import gevent  # noqa: E402
 from flask import Flask, Response, request, send_from_directory  # noqa: E402
@@ -72,6 +86,24 @@ ROOM_RE = re.compile(r"[\w][\w.-]*")
 #: Close code for a connection whose nickname a newer connection of the same
 #: page took over (the page does not reconnect after it).
 CLOSE_REPLACED = 4001
+#: Close code past a rate limit (policy violation), with a reason in words.
+CLOSE_POLICY = 1008
+#: Rate limits per connection, as token buckets: (burst, refill per second).
+#: A person joins, leaves or renames a few times a minute and types a few
+#: messages a second at most; past these the connection is closed.
+JOIN_LIMIT = (5.0, 0.5)
+LEAVE_LIMIT = (5.0, 0.5)
+MESSAGE_LIMIT = (20.0, 5.0)
+#: The last messages of a room a page gets when it joins.
+HISTORY_SIZE = int(os.environ.get("PYWS_CHAT_HISTORY", "50"))
+#: Rooms whose history this process keeps (in-memory mode), least recently
+#: used dropped first: rooms cost memory even after everyone left.
+HISTORY_ROOMS = 1000
+#: Seconds presence changes wait, so that a join undone by a leave (or the
+#: reverse) within them is sent to nobody.
+PRESENCE_DELAY = 0.1
+#: Broadcasts held while Redis is away; a message past them gets an error.
+BUS_QUEUE = int(os.environ.get("PYWS_CHAT_BUS_QUEUE", "1000"))
 #: Redis presence entries expire this long after their last refresh, so the
 #: users of a process that crashed leave the online lists by themselves.
 PRESENCE_TTL = float(os.environ.get("PYWS_CHAT_PRESENCE_TTL", "30"))
@@ -112,7 +144,8 @@ class Presence:
     with every change (in any room), and a page keeps the highest it saw.
     ``swept``: nicknames whose entries expired (their process died) and were
     removed on the way.  ``replaced``: the connection a claim by the same
-    session took the nickname from.
+    session took the nickname from.  ``back``: a refresh restored an entry
+    that had timed out for the others.
     """
 
     status: str
@@ -121,6 +154,7 @@ class Presence:
     nicks: List[str]
     swept: List[str] = field(default_factory=list)
     replaced: str = ""
+    back: bool = False
 
 
 def _sorted(nicks: Any) -> List[str]:
@@ -139,6 +173,8 @@ class MemoryPresence:
         self._rooms: Dict[str, Dict[str, Tuple[str, str]]] = {}
         self._counter = itertools.count(1)
         self._version = 0
+        #: room -> its last messages (JSON), least recently used first.
+        self._history: "OrderedDict[str, Deque[str]]" = OrderedDict()
 
     def _result(self, room: str, status: str, changed: bool, replaced: str = "") -> Presence:
         if changed:
@@ -167,6 +203,18 @@ class MemoryPresence:
     def refresh(self, room: str, nick: str, session: str, conn: str) -> Presence:
         return self._result(room, "ok", False)
 
+    def add_history(self, room: str, message: str) -> None:
+        recent = self._history.pop(room, None)
+        if recent is None:
+            recent = deque(maxlen=HISTORY_SIZE)
+            while len(self._history) >= HISTORY_ROOMS:
+                self._history.popitem(last=False)
+        recent.append(message)
+        self._history[room] = recent  # now the most recently used
+
+    def history(self, room: str) -> List[str]:
+        return list(self._history.get(room, ()))
+
     def close(self) -> None:
         pass
 
@@ -175,20 +223,27 @@ class MemoryPresence:
 #   KEYS[1]  sorted set, nick -> expiry time (ms)
 #   KEYS[2]  hash, nick -> "session conn" (who holds the nickname)
 #   KEYS[3]  the version counter (one for all rooms)
+#   KEYS[4]  set of the nicknames swept (timed out) lately
 #   ARGV     op ("claim" | "release" | "refresh"), now (ms), ttl (ms), nick,
 #            session, conn
 # First it sweeps the room's expired entries; returns
-# {status, changed, version, nicks, swept, replaced}.
+# {status, changed, version, nicks, swept, replaced, back}.  ``back``: a
+# refresh put back an entry that had been swept (the others saw a timeout);
+# an entry that is simply gone (Redis restarted empty) comes back quietly.
+# The version never goes down, not even across a restart of Redis (it is at
+# least the time in microseconds), so that pages can order lists and deltas.
 _PRESENCE_LUA = """
-local exp, own, ver = KEYS[1], KEYS[2], KEYS[3]
+local exp, own, ver, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local nick, session = ARGV[4], ARGV[5]
 local owner = session .. ' ' .. ARGV[6]
-local status, changed, replaced = 'ok', 0, ''
+local status, changed, replaced, back = 'ok', 0, '', 0
 local swept = redis.call('ZRANGEBYSCORE', exp, '-inf', now)
 for _, n in ipairs(swept) do
   redis.call('ZREM', exp, n)
   redis.call('HDEL', own, n)
+  redis.call('SADD', gone, n)
+  redis.call('PEXPIRE', gone, ttl * 10)
   changed = 1
 end
 local current = redis.call('HGET', own, nick)
@@ -203,7 +258,10 @@ if op == 'claim' or op == 'refresh' then
     end
   end
   if status == 'ok' then
-    if not current then changed = 1 end
+    if not current then
+      changed = 1
+      if redis.call('SREM', gone, nick) == 1 and op == 'refresh' then back = 1 end
+    end
     redis.call('ZADD', exp, now + ttl, nick)
     redis.call('HSET', own, nick, owner)
     redis.call('PEXPIRE', exp, ttl)
@@ -216,13 +274,13 @@ elseif op == 'release' then
     changed = 1
   end
 end
-local version
+local version = tonumber(redis.call('GET', ver) or '0')
 if changed == 1 then
-  version = redis.call('INCR', ver)
-else
-  version = tonumber(redis.call('GET', ver) or '0')
+  version = math.max(version + 1, now * 1000)
+  redis.call('SET', ver, string.format('%.0f', version))
 end
-return {status, changed, version, redis.call('ZRANGE', exp, 0, -1), swept, replaced}
+return {status, changed, string.format('%.0f', version), redis.call('ZRANGE', exp, 0, -1),
+        swept, replaced, back}
 """
 
 
@@ -249,11 +307,12 @@ class RedisPresence:
 
     def _run(self, op: str, room: str, nick: str, session: str, conn: str) -> Presence:
         p = self.prefix
-        status, changed, version, nicks, swept, replaced = self._script(
-            keys=[f"{p}:room:{room}:expires", f"{p}:room:{room}:owners", f"{p}:version"],
+        status, changed, version, nicks, swept, replaced, back = self._script(
+            keys=[f"{p}:room:{room}:expires", f"{p}:room:{room}:owners", f"{p}:version",
+                  f"{p}:room:{room}:swept"],
             args=[op, now_ms(), int(self.ttl * 1000), nick, session, conn])
         return Presence(status, bool(changed), int(version), _sorted(nicks),
-                        list(swept), replaced or "")
+                        list(swept), replaced or "", bool(back))
 
     def claim(self, room: str, nick: str, session: str, conn: str) -> Presence:
         return self._run("claim", room, nick, session, conn)
@@ -263,6 +322,18 @@ class RedisPresence:
 
     def refresh(self, room: str, nick: str, session: str, conn: str) -> Presence:
         return self._run("refresh", room, nick, session, conn)
+
+    def add_history(self, room: str, message: str) -> None:
+        key = f"{self.prefix}:room:{room}:history"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.rpush(key, message)
+        pipe.ltrim(key, -HISTORY_SIZE, -1)
+        pipe.expire(key, 7 * 86400)
+        pipe.execute()
+
+    def history(self, room: str) -> List[str]:
+        return list(self._redis.lrange(f"{self.prefix}:room:{room}:history",
+                                       -HISTORY_SIZE, -1))
 
     def close(self) -> None:
         self._redis.close()
@@ -307,8 +378,75 @@ def _check_room(value: Any) -> str:
     return room
 
 
+class TokenBucket:
+    """``burst`` actions at once, then ``rate`` per second."""
+
+    __slots__ = ("burst", "rate", "tokens", "stamp")
+
+    def __init__(self, burst: float, rate: float) -> None:
+        self.burst, self.rate = burst, rate
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class RateLimited(Exception):
+    """A client went past a rate limit: closed with 1008 and this reason."""
+
+
+class PresenceFeed:
+    """Presence deltas of this process, held PRESENCE_DELAY seconds per room
+    and then sent together, one per nickname: its last join or leave
+    replaces the earlier ones.  A join/leave flood costs the room one
+    "leave" per flooder and period (harmless to whoever never saw the
+    join; it corrects whoever got a snapshot in between, here or in
+    another process)."""
+
+    def __init__(self, chat: "Chat") -> None:
+        self.chat = chat
+        # room -> [(event, the WebSocket not to send it to)]
+        self._pending: Dict[str, List[Tuple[Dict[str, Any], Optional[WebSocket]]]] = {}
+
+    def add(self, room: str, event: Dict[str, Any],
+            exclude: Optional[WebSocket] = None) -> None:
+        events = self._pending.get(room)
+        if events is None:
+            events = self._pending[room] = []
+            gevent.spawn_later(PRESENCE_DELAY, self.flush, room)
+        if event["type"] in ("join", "leave"):
+            for i in range(len(events) - 1, -1, -1):
+                other = events[i][0]
+                if other["type"] == "rename":
+                    if event["nick"] in (other["old"], other["nick"]):
+                        break  # order matters across a rename: keep both
+                elif other["nick"] == event["nick"]:
+                    del events[i]  # superseded: only the last state counts
+                    if other["type"] == "leave" or exclude is not None:
+                        exclude = None  # the joiner may have been told it left
+                    break
+        events.append((event, exclude))
+
+    def flush_all(self) -> None:
+        for room in list(self._pending):
+            self.flush(room)
+
+    def flush(self, room: str) -> None:
+        """Send what is held for ``room`` (also before a message to it, so
+        that nobody sees a message from someone not yet listed)."""
+        for event, exclude in self._pending.pop(room, ()):
+            self.chat.hub.broadcast(room, dumps(event), exclude=exclude)
+
+
 class Chat:
-    """Rooms (a pyws.Hub), presence, and this process's connections."""
+    """Rooms (a pyws.Hub), presence, history, and this process's connections."""
 
     def __init__(self, redis_url: Optional[str] = None) -> None:
         self.redis_url = redis_url
@@ -319,12 +457,14 @@ class Chat:
                 raise SystemExit(f"--redis needs pyws.redis_bus and the redis package "
                                  f"(pip install redis): {exc}") from exc
             self.presence: Any = RedisPresence(redis_url)
-            self.bus: Any = RedisBus(redis_url)
+            # A short backoff: the rooms come back within a second of Redis.
+            self.bus: Any = RedisBus(redis_url, queue_size=BUS_QUEUE, max_backoff=1.0)
             self.hub = Hub(bus=self.bus)
         else:
             self.presence = MemoryPresence()
             self.bus = None
             self.hub = Hub()
+        self.feed = PresenceFeed(self)
         #: Chat connections of this process, by connection id.
         self.sessions: Dict[str, "ChatSession"] = {}
         #: Every open WebSocket (chat and echo), to close them on shutdown.
@@ -335,25 +475,39 @@ class Chat:
         if self.presence.refresh_interval:
             self._refresher = gevent.spawn(self._refresh_forever)
 
-    def broadcast(self, room: str, message: Dict[str, Any]) -> None:
-        self.hub.broadcast(room, dumps(message))
+    def store(self, op: str, *args: Any) -> Any:
+        """A call to the presence store.  Failures are reported to the bus,
+        which logs one line when an outage starts and one when it ends."""
+        try:
+            result = getattr(self.presence, op)(*args)
+        except Exception as exc:
+            if self.bus is not None:
+                self.bus.report("presence", exc)
+            else:
+                logger.exception("presence %s failed", op)
+            raise
+        if self.bus is not None:
+            self.bus.report("presence", None)
+        return result
 
-    def announce(self, room: str, change: Presence, joined: Optional[str] = None,
-                 left: Optional[str] = None) -> None:
-        """Tell the room what a presence operation changed."""
+    def announce(self, room: str, change: Optional[Presence], joined: Optional[str] = None,
+                 left: Optional[str] = None, reason: str = "left",
+                 exclude: Optional[WebSocket] = None) -> None:
+        """Queue the deltas a presence operation made (``change`` None: the
+        store failed; the leave is told anyway, without a version)."""
         ts = now_ms()
-        for nick in change.swept:
-            self.broadcast(room, {"type": "leave", "room": room, "nick": nick, "ts": ts,
-                                  "reason": "timeout"})
-        if not change.changed:
+        version = change.version if change is not None else None
+        for nick in change.swept if change is not None else ():
+            self.feed.add(room, {"type": "leave", "room": room, "nick": nick, "ts": ts,
+                                 "reason": "timeout", "version": version})
+        if change is not None and not change.changed:
             return
         if joined is not None:
-            self.broadcast(room, {"type": "join", "room": room, "nick": joined, "ts": ts})
+            self.feed.add(room, {"type": "join", "room": room, "nick": joined, "ts": ts,
+                                 "version": version}, exclude)
         if left is not None:
-            self.broadcast(room, {"type": "leave", "room": room, "nick": left, "ts": ts,
-                                  "reason": "left"})
-        self.broadcast(room, {"type": "presence", "room": room, "nicks": change.nicks,
-                              "version": change.version})
+            self.feed.add(room, {"type": "leave", "room": room, "nick": left, "ts": ts,
+                                 "reason": reason, "version": version})
 
     def replaced(self, conn: str) -> None:
         """A newer connection of the same page took ``conn``'s nickname."""
@@ -372,11 +526,12 @@ class Chat:
                 try:
                     session.refresh()
                 except Exception:
-                    logger.exception("presence refresh failed")
+                    break  # Redis is away (reported once): next period
 
     def close(self) -> None:
         if self._refresher is not None:
             self._refresher.kill(block=False)
+        self.feed.flush_all()  # the last leaves, before the bus stops
         self.hub.close()
         self.presence.close()
 
@@ -391,9 +546,13 @@ class ChatSession:
         self.session = self.id
         self.room: Optional[str] = None
         self.nick: Optional[str] = None
+        self.joins = TokenBucket(*JOIN_LIMIT)
+        self.leaves = TokenBucket(*LEAVE_LIMIT)
+        self.messages = TokenBucket(*MESSAGE_LIMIT)
 
     def send(self, message: Dict[str, Any]) -> None:
-        self.ws.send(dumps(message))
+        # Through the hub, so that it stays in order with the broadcasts.
+        self.chat.hub.send(self.ws, dumps(message))
 
     def error(self, reason: str, detail: str) -> None:
         self.send({"type": "error", "reason": reason, "detail": detail})
@@ -406,6 +565,9 @@ class ChatSession:
                     self.handle(raw)
                 except ChatError as exc:
                     self.error(exc.reason, exc.detail)
+                except RateLimited as exc:
+                    _close_quietly(self.ws, CLOSE_POLICY, str(exc))
+                    break
         finally:
             self.chat.sessions.pop(self.id, None)
             self.leave()
@@ -423,11 +585,21 @@ class ChatSession:
             raise ChatError("invalid_message", 'a message is a JSON object with a "type"')
         kind = data["type"]
         if kind == "join":
+            if not self.joins.take():
+                raise RateLimited("too many joins: slow down")
             self.on_join(data)
         elif kind == "message":
+            if not self.messages.take():
+                raise RateLimited("too many messages: slow down")
             self.on_message(data)
         elif kind == "leave":
+            if not self.leaves.take():
+                raise RateLimited("too many leaves: slow down")
             self.leave()
+        elif kind == "rename":
+            if not self.joins.take():
+                raise RateLimited("too many renames: slow down")
+            self.on_rename(data)
         else:
             raise ChatError("unknown_type", f"unknown message type {kind[:40]!r}")
 
@@ -440,22 +612,47 @@ class ChatSession:
         if self.room is not None:
             self.leave()
         try:
-            change = self.chat.presence.claim(room, nick, session, self.id)
+            change = self.chat.store("claim", room, nick, session, self.id)
+            history = self.chat.store("history", room)
         except Exception:
-            logger.exception("presence claim failed")
-            raise ChatError("unavailable", "the server cannot reach its presence store") from None
+            raise ChatError("unavailable", "the server cannot reach its presence store; "
+                                           "try again in a moment") from None
         if change.status != "ok":
             self.chat.announce(room, change)  # the entries it swept on the way
             raise ChatError("nick_taken", f"the nickname {nick} is already in use in {room}")
         self.room, self.nick, self.session = room, nick, session
-        # The answer goes out before joining the hub, so that it comes before
-        # anything broadcast to the room.
+        # The snapshot goes out before joining the hub, so that it comes
+        # before every delta broadcast to the room; deltas older than it
+        # (version <= its version) are ignored by the page.
         self.send({"type": "joined", "room": room, "nick": nick, "nicks": change.nicks,
-                   "version": change.version})
+                   "version": change.version, "history": [json.loads(m) for m in history]})
         self.chat.hub.join(self.ws, room)
         if change.replaced:
             self.chat.replaced(change.replaced)
-        self.chat.announce(room, change, joined=nick)
+        self.chat.announce(room, change, joined=nick, exclude=self.ws)
+
+    def on_rename(self, data: Dict[str, Any]) -> None:
+        if self.room is None or self.nick is None:
+            raise ChatError("not_joined", "join a room first")
+        new = _check_nick(data.get("nick"))
+        room, old = self.room, self.nick
+        if new == old:
+            return
+        try:
+            change = self.chat.store("claim", room, new, self.session, self.id)
+        except Exception:
+            raise ChatError("unavailable", "the server cannot reach its presence store; "
+                                           "try again in a moment") from None
+        if change.status != "ok":
+            raise ChatError("nick_taken", f"the nickname {new} is already in use in {room}")
+        self.nick = new
+        try:
+            change = self.chat.store("release", room, old, self.session, self.id)
+        except Exception:
+            pass  # the old entry expires by itself
+        self.send({"type": "renamed", "room": room, "old": old, "nick": new})
+        self.chat.feed.add(room, {"type": "rename", "room": room, "old": old, "nick": new,
+                                  "ts": now_ms(), "version": change.version}, self.ws)
 
     def on_message(self, data: Dict[str, Any]) -> None:
         if self.room is None or self.nick is None:
@@ -465,8 +662,21 @@ class ChatSession:
             raise ChatError("invalid_text", "the text must be a non-empty string")
         if len(text) > TEXT_MAX:
             raise ChatError("text_too_long", f"a message text is at most {TEXT_MAX} characters")
-        self.chat.broadcast(self.room, {"type": "message", "room": self.room, "nick": self.nick,
-                                        "text": text, "ts": now_ms()})
+        bus = self.chat.bus
+        if bus is not None and not bus.can_publish():
+            # Redis is away and the backlog is full: say so, for each one.
+            raise ChatError("not_sent", "the message was not sent: the server cannot reach "
+                                        "the other servers right now; try again later")
+        room = self.room
+        message = {"type": "message", "room": room, "nick": self.nick, "text": text,
+                   "ts": now_ms()}
+        self.chat.feed.flush(room)
+        encoded = dumps(message)
+        self.chat.hub.broadcast(room, encoded)
+        try:
+            self.chat.store("add_history", room, encoded)
+        except Exception:
+            pass  # Redis is away (reported once); the message went out
 
     def leave(self) -> None:
         """Leave the current room, if any (also when the connection ends)."""
@@ -476,22 +686,24 @@ class ChatSession:
         self.room = self.nick = None
         self.chat.hub.leave(self.ws, room)
         try:
-            change = self.chat.presence.release(room, nick, self.session, self.id)
+            change: Optional[Presence] = self.chat.store("release", room, nick,
+                                                         self.session, self.id)
         except Exception:
-            logger.exception("presence release failed (the entry will expire)")
-            return
+            change = None  # the entry will expire; the room hears of it now
         self.chat.announce(room, change, left=nick)
 
     def refresh(self) -> None:
         room, nick = self.room, self.nick
         if room is None or nick is None:
             return
-        change = self.chat.presence.refresh(room, nick, self.session, self.id)
+        change = self.chat.store("refresh", room, nick, self.session, self.id)
         if change.status == "lost":
             self.chat.announce(room, change)
             self.evict()
             return
-        self.chat.announce(room, change, joined=nick)
+        # An entry put back after Redis lost it is no news (the others never
+        # saw this user leave); one that had timed out for them is.
+        self.chat.announce(room, change, joined=nick if change.back else None)
 
     def evict(self) -> None:
         """Another connection holds our nickname now: close (the page does
@@ -521,15 +733,83 @@ def _echo_page() -> str:
     return page.replace(old, new)
 
 
-CSP = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+def _inline_hashes(page: str, tag: str) -> List[str]:
+    """CSP sources allowing the page's inline <tag> blocks, by their hash."""
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+            for body in re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.S)]
 
 
-def create_app(redis_url: Optional[str] = None) -> Flask:
+def content_security_policy(echo_page: str) -> str:
+    """One policy for every page and file the app serves: its own scripts,
+    styles and WebSocket only; inline code only echo.html's, by hash."""
+    scripts = " ".join(["'self'", *_inline_hashes(echo_page, "script")])
+    styles = " ".join(["'self'", *_inline_hashes(echo_page, "style")])
+    return (f"default-src 'self'; script-src {scripts}; style-src {styles}; "
+            "connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _origin(value: str) -> Optional[str]:
+    """``scheme://host[:port]``, lower case and without a default port; None
+    for anything else ("null", garbage)."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def origin_check(allowed: Iterable[str]) -> Any:
+    """An ``on_upgrade`` hook: a page's WebSocket is accepted from the
+    chat's own origin (the Host it was asked for) and ``allowed`` only.
+    Browsers always send Origin with a WebSocket; a request without it is
+    not a browser's (curl, a bot) and cannot act for a visitor: accepted."""
+    extra = set()
+    for value in allowed:
+        origin = _origin(value)
+        if origin is None:
+            raise ValueError(f"not an origin (scheme://host[:port]): {value!r}")
+        extra.add(origin)
+
+    def check(environ: Dict[str, Any]) -> Optional[Tuple[int, List[Tuple[str, str]], str]]:
+        sent = environ.get("HTTP_ORIGIN")
+        if sent is None:
+            return None
+        origin = _origin(sent)
+        scheme = "https" if environ.get("wsgi.url_scheme") == "https" else "http"
+        own = _origin(f"{scheme}://{environ.get('HTTP_HOST', '')}")
+        if origin is not None and (origin == own or origin in extra):
+            return None
+        logger.info("refused a WebSocket from origin %r (not %s)", sent[:100],
+                    ", ".join(sorted({own or "?"} | extra)))
+        return (403, [("Content-Type", "text/plain; charset=utf-8")],
+                "403 Forbidden: this chat accepts WebSockets from its own pages only "
+                "(see --allow-origin)\n")
+
+    return check
+
+
+def create_app(redis_url: Optional[str] = None,
+               allow_origins: Optional[Iterable[str]] = None) -> Flask:
     """The chat app.  ``redis_url`` (default: $PYWS_REDIS_URL) shares rooms
-    and presence with other processes through Redis."""
+    and presence with other processes through Redis.  ``allow_origins``
+    (default: $PYWS_CHAT_ALLOW_ORIGINS, comma-separated): web origins
+    besides its own whose pages may open its WebSocket."""
     if redis_url is None:
         redis_url = os.environ.get("PYWS_REDIS_URL") or None
+    if allow_origins is None:
+        allow_origins = [o for o in os.environ.get("PYWS_CHAT_ALLOW_ORIGINS", "").split(",")
+                         if o.strip()]
+    check_origin = origin_check(allow_origins)
     chat = Chat(redis_url)
     if chat.bus is not None:
         # Broadcasts from the other processes are only heard once the bus
@@ -540,17 +820,23 @@ def create_app(redis_url: Optional[str] = None) -> Flask:
         if not chat.bus.subscribed:
             logger.warning("not subscribed to Redis yet: serving anyway")
     echo_page = _echo_page()
+    csp = content_security_policy(echo_page)
     app = Flask(__name__, static_folder=STATIC, static_url_path="/static")
     app.extensions["pyws_chat"] = chat
     # Read by pyws.gunicorn.GeventWebSocketWorker (and by main() below).
-    app.config["PYWS_SERVER_OPTIONS"] = dict(SERVER_OPTIONS)
+    app.config["PYWS_SERVER_OPTIONS"] = dict(SERVER_OPTIONS, on_upgrade=check_origin)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        # Every answer, pages, files and errors alike.
+        response.headers["Content-Security-Policy"] = csp
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     @app.route("/")
     def index() -> Response:
-        response = send_from_directory(STATIC, "index.html")
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return send_from_directory(STATIC, "index.html")
 
     @app.route("/echo.html")
     def echo_html() -> Response:
@@ -600,10 +886,18 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="share rooms and presence with other processes through "
                              "this Redis, e.g. redis://127.0.0.1:6379/0 "
                              "(default: $PYWS_REDIS_URL, else this process only)")
+    parser.add_argument("--allow-origin", metavar="ORIGIN", action="append", default=None,
+                        help="also accept the WebSocket from pages of this origin, "
+                             "e.g. https://chat.example.com (repeatable; default: "
+                             "$PYWS_CHAT_ALLOW_ORIGINS, comma-separated; the chat's own "
+                             "origin is always accepted)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    app = create_app(args.redis or "")
+    try:
+        app = create_app(args.redis or "", args.allow_origin)
+    except ValueError as exc:
+        parser.error(str(exc))
     chat: Chat = app.extensions["pyws_chat"]
     server = WebSocketServer((args.host, args.port), app,
                              **app.config["PYWS_SERVER_OPTIONS"], spawn=Pool())

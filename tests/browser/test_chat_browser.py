@@ -6,6 +6,8 @@ tmp_path (their paths are printed; see them with ``pytest -s``).
 """
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List
 
 from selenium.common.exceptions import NoAlertPresentException
@@ -15,6 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.chat_support import start_chat
 from tests.conftest import free_port
+from tests.integration.test_chat_app import ChatClient
 
 WAIT = 10  # seconds, for anything the page should show
 XSS = "<script>alert(1)</script><b>x</b>"
@@ -152,6 +155,11 @@ def test_page_reconnects_and_rejoins_after_server_restart(new_page, tmp_path):
         wait_for(page, lambda d: status(d) in ("reconnecting", "connecting"),
                  "the page to notice the server is gone")
         assert page.find_element(By.ID, "status").get_attribute("data-last-close") == "1001"
+        # In words, not as a code.
+        wait_for(page, lambda d: any(n.startswith("Disconnected: the server is restarting")
+                                     for n in notices(d)), "the close reason in words")
+        shown = page.find_element(By.ID, "status").text
+        assert shown.startswith("Disconnected: the ") and "100" not in shown, shown
         screenshot(page, tmp_path, "carol-reconnecting")
 
         server = start_chat(tmp_path, port=port)
@@ -181,3 +189,103 @@ def test_seed_echo_page_works_against_the_chat_app(new_page, chat_server, tmp_pa
              "the echo")
     screenshot(page, tmp_path, "echo")
     assert js_errors(page) == []
+
+
+def test_reload_stays_in_the_room_with_its_last_messages(new_page, chat_server, tmp_path):
+    page = new_page()
+    open_chat(page, chat_server)
+    join_and_wait(page, "dora", "reload-room")
+    say(page, "said before the reload")
+    wait_for(page, lambda d: ("dora", "said before the reload") in messages(d), "the message")
+    page.refresh()
+    wait_for(page, lambda d: d.find_element(By.ID, "chat-view").is_displayed()
+             and online(d) == ["dora"], "the page to be back in the room after a reload")
+    assert page.find_element(By.ID, "room-title").text.startswith("#reload-room")
+    # The room's last messages came with the join.
+    wait_for(page, lambda d: ("dora", "said before the reload") in messages(d),
+             "the room's history")
+    assert js_errors(page) == []
+
+
+def test_narrow_window_keeps_the_room_name_visible(new_page, chat_server, tmp_path):
+    page = new_page()
+    page.set_window_size(360, 700)
+    open_chat(page, chat_server)
+    join_and_wait(page, "eve", "a-rather-long-room-name")
+    title = page.find_element(By.ID, "room-title")
+    assert title.is_displayed() and "#a-rather" in title.text
+    right, width = page.execute_script(
+        "return [arguments[0].getBoundingClientRect().right, "
+        "document.documentElement.clientWidth];", title)
+    assert 0 < right <= width
+    screenshot(page, tmp_path, "narrow")
+
+
+# A page of another origin (another port of 127.0.0.1) that tries to use
+# the chat's WebSocket from the visitor's browser.
+FOREIGN_PAGE = """<!DOCTYPE html><meta charset="utf-8"><title>foreign</title>
+<pre id="out"></pre>
+<script>
+var out = document.getElementById("out");
+var ws = new WebSocket("ws://127.0.0.1:CHAT_PORT/ws");
+ws.onopen = function () {
+  out.textContent += "open ";
+  ws.send(JSON.stringify({type: "join", room: "victim-room", nick: "intruder"}));
+  ws.send(JSON.stringify({type: "message", text: "posted by another site"}));
+};
+ws.onclose = function (e) { out.textContent += "closed:" + e.code + " "; };
+</script>"""
+
+
+def _serve_foreign_page() -> ThreadingHTTPServer:
+    """FOREIGN_PAGE at /PORT, pointed at the chat on that port."""
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = FOREIGN_PAGE.replace("CHAT_PORT", self.path.strip("/")).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_page_of_another_origin_cannot_use_the_chat(new_page, chat_server, tmp_path):
+    site = _serve_foreign_page()
+    foreign = f"http://127.0.0.1:{site.server_address[1]}"
+    allowing = start_chat(tmp_path, "--allow-origin", foreign)
+    member = ChatClient(chat_server)
+    allowed_member = ChatClient(allowing)
+    try:
+        member.join("victim-room", "member")
+        allowed_member.join("victim-room", "member")
+        page = new_page()
+        page.get(f"{foreign}/{chat_server.port}")
+        wait_for(page, lambda d: "closed:" in d.find_element(By.ID, "out").text,
+                 "the foreign page's WebSocket to fail")
+        assert "open" not in page.find_element(By.ID, "out").text
+        assert any("403" in entry["message"] for entry in page.get_log("browser")), \
+            "Chromium did not report the 403"
+        assert f"refused a WebSocket from origin '{foreign}'" in chat_server.log()
+        # Nothing of it reached the room: the member's next message is its own.
+        member.send(type="message", text="still alone")
+        message = member.expect("message")
+        assert (message["nick"], message["text"]) == ("member", "still alone")
+        assert [m for m in member.seen if m.get("nick") == "intruder"] == []
+
+        # The same page, against a chat told to allow its origin, gets in:
+        # the refusal above was the origin check and nothing else.
+        page.get(f"{foreign}/{allowing.port}")
+        message = allowed_member.expect("message")
+        assert (message["nick"], message["text"]) == ("intruder", "posted by another site")
+    finally:
+        site.shutdown()
+        member.close()
+        allowed_member.close()
+        allowing.stop()

@@ -7,6 +7,9 @@ quickly."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from typing import List
 
 import pytest
 import websocket
@@ -62,7 +65,7 @@ def test_rooms_and_presence_span_processes(pair, connect):
     joined = bob.join("span", "bob")
     assert joined["nicks"] == ["alice", "bob"]  # read from Redis
     alice.expect("join", nick="bob")             # through the bus
-    alice.expect("presence", nicks=["alice", "bob"])
+    alice.expect_nicks(["alice", "bob"])
     carol.join("span-other", "carol")
 
     alice.send(type="message", text="across processes")
@@ -76,7 +79,7 @@ def test_rooms_and_presence_span_processes(pair, connect):
 
     bob.close()
     alice.expect("leave", nick="bob", reason="left")
-    alice.expect("presence", nicks=["alice"])
+    alice.expect_nicks(["alice"])
 
 
 def test_nickname_in_use_on_another_process_is_refused(pair, connect):
@@ -118,7 +121,7 @@ def test_users_of_a_crashed_process_time_out(tmp_path, redis_server, pair, conne
         alice.join("crash", "alice")
         connect(doomed).join("crash", "ghost")
         connect(polite).join("crash", "polite")
-        alice.expect("presence", nicks=["alice", "ghost", "polite"])
+        alice.expect_nicks(["alice", "ghost", "polite"])
 
         # A clean stop (SIGTERM) releases at once.
         polite.stop()
@@ -130,7 +133,7 @@ def test_users_of_a_crashed_process_time_out(tmp_path, redis_server, pair, conne
         doomed.kill()
         leave = alice.expect("leave", nick="ghost")
         assert leave["reason"] == "timeout"
-        alice.expect("presence", nicks=["alice"])
+        alice.expect_nicks(["alice"])
     finally:
         doomed.stop()
         polite.stop()
@@ -182,3 +185,85 @@ def test_gunicorn_workers_share_rooms(tmp_path, redis_server):
     workers = {line.split()[0] for line in access_log.read_text().splitlines()
                if line.endswith(" /ws 101")}
     assert len(workers) > 1, access_log.read_text()
+
+
+def _wait_for_log(server, text: str, timeout: float = 15.0) -> None:
+    """Until ``text`` is in the server's log since its mark (a deadline)."""
+    deadline = time.monotonic() + timeout
+    while text not in server.log_since_mark():
+        assert time.monotonic() < deadline, \
+            f"{server.name}: no {text!r} within {timeout}s:\n{server.log_since_mark()[-3000:]}"
+        time.sleep(0.05)  # polling a log file: there is no event to wait on
+
+
+def test_redis_outage_loses_no_message_and_logs_two_lines(tmp_path):
+    """redis-server killed for a few seconds and restarted (empty): what was
+    sent meanwhile arrives once it is back, past the held backlog each
+    message gets an error, each process logs the outage in two lines, and
+    nobody is announced as joining again."""
+    redis = RedisServer(tmp_path)
+    env = {"PYWS_CHAT_PRESENCE_TTL": str(PRESENCE_TTL), "PYWS_CHAT_BUS_QUEUE": "6"}
+    a_server = start_chat(tmp_path, "--redis", redis.url, env=env)
+    b_server = start_chat(tmp_path, "--redis", redis.url, env=env)
+    clients: List[ChatClient] = []
+    try:
+        alice = ChatClient(a_server)
+        bob = ChatClient(b_server)
+        others = [ChatClient(server) for server in (a_server, b_server) * 5]
+        clients += [alice, bob, *others]
+        alice.join("outage", "alice")
+        bob.join("outage", "bob")
+        for i, other in enumerate(others):
+            other.join("outage", f"user{i}")
+        everyone = ["alice", "bob", *[f"user{i}" for i in range(10)]]
+        alice.expect_nicks(everyone, limit=100)
+        bob.expect_nicks(everyone, limit=100)
+        alice.send(type="message", text="before")
+        bob.expect("message", limit=100, text="before")
+        alice.expect("message", limit=100, text="before")
+        for server in (a_server, b_server):
+            server.mark_log()
+        seen_before = {id(c): len(c.seen) for c in (alice, bob)}
+
+        redis.kill()
+        for server in (a_server, b_server):
+            _wait_for_log(server, "connection to Redis failed")
+        # Messages while Redis is away: six are held, the 7th and 8th are
+        # refused, each with its own error.
+        for n in range(8):
+            alice.send(type="message", text=f"during {n}")
+        errors = [alice.expect("error") for _ in range(2)]
+        assert [e["reason"] for e in errors] == ["not_sent", "not_sent"]
+        # Long enough for every presence refresh to fail a few times.
+        threading.Event().wait(2 * PRESENCE_TTL)
+        redis.start()
+
+        for n in range(6):
+            assert bob.expect("message", limit=200, text=f"during {n}")["nick"] == "alice"
+        alice.send(type="message", text="after")
+        bob.expect("message", limit=50, text="after")
+        for server in (a_server, b_server):
+            _wait_for_log(server, "subscribed again")
+        # A join after the outage works, and is the only join announced.
+        carol = ChatClient(b_server)
+        clients.append(carol)
+        carol.join("outage", "carol")
+        alice.expect("join", limit=50, nick="carol")
+        for client in (alice, bob):
+            texts = [m.get("text") for m in client.seen[seen_before[id(client)]:]
+                     if m["type"] == "message"]
+            assert texts == [f"during {n}" for n in range(6)] + ["after"], texts
+            joins = [m["nick"] for m in client.seen[seen_before[id(client)]:]
+                     if m["type"] == "join"]
+            assert joins in ([], ["carol"]), joins
+        for server in (a_server, b_server):
+            log = server.log_since_mark()
+            assert log.count("connection to Redis failed") == 1, log[-3000:]
+            assert log.count("subscribed again") == 1, log[-3000:]
+            assert "Traceback" not in log, log[-3000:]
+    finally:
+        for client in clients:
+            client.close()
+        a_server.stop()
+        b_server.stop()
+        redis.stop()

@@ -4,6 +4,8 @@ keepalive pings with their timeout, and the idle timeout."""
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 
 import pytest
@@ -103,6 +105,37 @@ def test_dripping_request_head_is_cut_at_handshake_timeout(limited_server):
             pass  # the server closed while we were still writing
         data = raw.expect_eof(timeout=HANDSHAKE_TIMEOUT + 5)
         assert data.startswith(b"HTTP/1.1 408")
+
+
+def test_a_client_reset_during_its_request_head_logs_no_traceback(limited_server):
+    """A client that resets its connection in the middle of its request head
+    is gone: nothing to answer, nothing to report but a debug line (it used
+    to log two tracebacks, the reset and a failed 400 to the dead socket)."""
+    limited_server.mark_log()
+    raw = RawClient(limited_server.port, timeout=5)
+    raw.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.close()  # RST
+    with RawClient(limited_server.port, timeout=5) as other:
+        other.handshake()
+        for _ in range(3):  # the server has run the reset connection's greenlet by now
+            echo_once(other)
+    log = limited_server.log_since_mark()
+    assert "Traceback" not in log and "Error" not in log, log
+
+
+def test_an_idle_keep_alive_connection_is_closed_quietly(limited_server):
+    """After its request, a keep-alive connection that sends nothing more
+    is closed at handshake_timeout without a 408 and without logging the
+    previous request a second time (with the idle time as its duration)."""
+    limited_server.mark_log()
+    with RawClient(limited_server.port, timeout=5) as raw:
+        raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert raw.read_http_response().status == 200
+        assert raw.expect_eof(timeout=HANDSHAKE_TIMEOUT + 5) == b""
+    log = limited_server.log_since_mark()
+    assert log.count('"GET / HTTP/1.1" 200') == 1, log
+    assert " 408 " not in log, log
 
 
 def test_handshake_timeout_does_not_limit_an_upgraded_connection(limited_server):

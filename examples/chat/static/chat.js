@@ -2,16 +2,38 @@
 //
 // One WebSocket per page.  Joining sends {"type":"join","room","nick",
 // "session"}; the session id (kept in sessionStorage) lets a reconnecting
-// page take its nickname back from its own previous connection.  When the
-// connection drops, the page reconnects with exponential backoff and joins
-// the same room with the same nickname again.  Everything users typed is
-// shown with textContent, never as HTML.
+// page take its nickname back from its own previous connection.  The answer
+// ("joined") carries who is online and the room's last messages; after it
+// come deltas (join, leave, rename), each with a version: one not newer
+// than the list shown is old news.  When the connection drops, the page
+// reconnects with exponential backoff and joins the same room with the same
+// nickname again; a reload does too (the room and nickname are kept in
+// sessionStorage).  Everything users typed is shown with textContent, never
+// as HTML.
 (function () {
   "use strict";
 
   var BACKOFF_MIN_MS = 250;     // first retry delay
   var BACKOFF_MAX_MS = 10000;   // the delay doubles up to this
   var CLOSE_REPLACED = 4001;    // our nickname was taken over by a newer connection
+  var CLOSE_POLICY = 1008;      // past a rate limit: wait longer before coming back
+  var POLICY_DELAY_MS = 5000;
+  var JOINED_KEY = "pyws-chat-joined";  // {room, nick} while in a room, per tab
+  // What a close code means, in words (the reason the server gave is added).
+  var CLOSE_WORDS = {
+    1000: "the connection was closed",
+    1001: "the server is restarting",
+    1002: "the server did not understand this page",
+    1003: "the server refused what this page sent",
+    1006: "the connection was lost",
+    1007: "the server refused what this page sent",
+    1008: "the server closed the connection",
+    1009: "a message was too large",
+    1011: "the server had a problem",
+    1012: "the server is restarting",
+    1013: "the server is busy, try again later",
+    1015: "the secure connection failed"
+  };
   var NICK_MAX = 24, ROOM_MAX = 32;
   var ROOM_RE = /^[\p{L}\p{N}_][\p{L}\p{N}_.-]*$/u;
 
@@ -46,6 +68,7 @@
     everJoined: false,  // joined this room before (so a join now is a rejoin)
     pending: false,     // a join was sent, no answer yet
     version: -1,        // of the online list shown
+    members: [],        // the online list shown
     stopped: false,     // no more reconnects (nickname taken over)
     session: sessionId()
   };
@@ -90,6 +113,12 @@
     ui.status.textContent = text;
   }
 
+  function closeWords(event) {
+    var words = CLOSE_WORDS[event.code] || "the connection was closed";
+    if (event.reason) words += " (" + event.reason + ")";
+    return words;
+  }
+
   function wsUrl() {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
   }
@@ -121,8 +150,8 @@
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
-  function addMessage(m) {
-    var li = el("li", "msg" + (m.nick === state.nick ? " own" : ""));
+  function addMessage(m, earlier) {
+    var li = el("li", "msg" + (m.nick === state.nick ? " own" : "") + (earlier ? " earlier" : ""));
     li.dataset.nick = m.nick;
     li.appendChild(el("time", "time", formatTime(m.ts)));
     li.appendChild(el("span", "nick", m.nick));
@@ -140,7 +169,12 @@
   // -- who is online ---------------------------------------------------------
 
   function showOnline(nicks, version) {
-    state.version = version;
+    if (version !== null && version !== undefined) state.version = version;
+    nicks = nicks.slice().sort(function (a, b) {
+      var x = a.toLowerCase(), y = b.toLowerCase();
+      return x < y ? -1 : x > y ? 1 : (a < b ? -1 : a > b ? 1 : 0);
+    });
+    state.members = nicks;
     ui.online.textContent = "";
     nicks.forEach(function (nick) {
       var li = el("li", nick === state.nick ? "me" : "", nick);
@@ -206,26 +240,31 @@
       state.joined = false;
       state.pending = false;
       updateControls();
-      if (state.attempts === 0) ui.status.dataset.lastClose = String(event.code);
+      if (state.attempts === 0) {
+        ui.status.dataset.lastClose = String(event.code);
+        ui.status.dataset.lastReason = event.reason || "";
+      }
       if (event.code === CLOSE_REPLACED) {
         state.stopped = true;
         setStatus("offline", "Disconnected: this nickname is now used by another window");
         addNotice("error", "Disconnected: another window of yours took over this nickname.");
         return;
       }
-      scheduleReconnect(event.code);
+      scheduleReconnect(event);
     };
   }
 
-  function scheduleReconnect(code) {
+  function scheduleReconnect(event) {
     if (state.stopped) return;
     var delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, state.attempts));
+    if (event.code === CLOSE_POLICY) delay = Math.max(delay, POLICY_DELAY_MS);
     delay = Math.round(delay * (0.8 + 0.4 * Math.random()));  // jitter: not all pages at once
+    var words = closeWords(event);
     state.attempts += 1;
-    setStatus("reconnecting", "Disconnected" + (code ? " (" + code + ")" : "") +
-              " — reconnecting in " + (delay / 1000).toFixed(1) + " s");
+    setStatus("reconnecting", "Disconnected: " + words + " — reconnecting in " +
+              (delay / 1000).toFixed(1) + " s");
     if (state.attempts === 1 && state.everJoined && state.room !== null) {
-      addNotice("info", "Connection lost, reconnecting…");
+      addNotice("info", "Disconnected: " + words + ". Reconnecting…");
     }
     state.timer = setTimeout(connect, delay);
   }
@@ -246,6 +285,11 @@
         state.room = m.room;
         state.nick = m.nick;
         showChat();
+        if (!state.everJoined && Array.isArray(m.history)) {
+          m.history.forEach(function (old) {
+            if (old && typeof old.text === "string") addMessage(old, true);
+          });
+        }
         addNotice("info", state.everJoined ? "Reconnected to #" + m.room
                                              : "You joined #" + m.room + " as " + m.nick, null);
         state.everJoined = true;
@@ -258,24 +302,45 @@
         if (m.room === state.room && state.joined) addMessage(m);
         break;
       case "join":
-        if (m.room === state.room && state.joined && m.nick !== state.nick) {
-          addNotice("join", m.nick + " joined", m.ts);
-        }
-        break;
       case "leave":
-        if (m.room === state.room && state.joined && m.nick !== state.nick) {
-          addNotice("leave", m.nick + (m.reason === "timeout" ? " timed out" : " left"), m.ts);
-        }
+      case "rename":
+        if (m.room === state.room && state.joined) delta(m);
         break;
-      case "presence":
-        if (m.room === state.room && state.joined && m.version > state.version) {
-          showOnline(m.nicks, m.version);
-        }
+      case "renamed":
+        state.nick = m.nick;
+        showChat();
+        remember();
+        showOnline(state.members, null);
         break;
       case "error":
         handleError(m);
         break;
     }
+  }
+
+  // A presence delta: applied when newer than the list shown; a notice only
+  // when it changes the list (a leave of someone never seen is old news).
+  function delta(m) {
+    if (typeof m.version === "number" && m.version <= state.version) return;
+    var nicks = state.members.slice();
+    var had = nicks.indexOf(m.nick) >= 0;
+    if (m.type === "join") {
+      if (had) return;
+      nicks.push(m.nick);
+      if (m.nick !== state.nick) addNotice("join", m.nick + " joined", m.ts);
+    } else if (m.type === "leave") {
+      if (!had) return;
+      nicks.splice(nicks.indexOf(m.nick), 1);
+      if (m.nick !== state.nick) {
+        addNotice("leave", m.nick + (m.reason === "timeout" ? " timed out" : " left"), m.ts);
+      }
+    } else {
+      var i = nicks.indexOf(m.old);
+      if (i >= 0) nicks.splice(i, 1);
+      if (!had) nicks.push(m.nick);
+      addNotice("info", m.old + " is now " + m.nick, m.ts);
+    }
+    showOnline(nicks, typeof m.version === "number" ? m.version : null);
   }
 
   function handleError(m) {
@@ -285,6 +350,7 @@
       state.pending = false;
       state.room = null;
       state.everJoined = false;
+      forget();
       var text = m.reason === "nick_taken"
         ? "That nickname is already in use in this room. Pick another one."
         : "Could not join: " + detail;
@@ -300,10 +366,18 @@
   function remember() {
     try {
       window.localStorage.setItem("pyws-chat-nick", state.nick);
+      window.sessionStorage.setItem(JOINED_KEY, JSON.stringify({ room: state.room,
+                                                                 nick: state.nick }));
     } catch (e) { /* storage disabled */ }
     if (window.history && history.replaceState) {
       history.replaceState(null, "", "#" + encodeURIComponent(state.room));
     }
+  }
+
+  function forget() {
+    try {
+      window.sessionStorage.removeItem(JOINED_KEY);
+    } catch (e) { /* storage disabled */ }
   }
 
   ui.joinForm.addEventListener("submit", function (event) {
@@ -353,6 +427,7 @@
     state.everJoined = false;
     state.pending = false;
     ui.log.textContent = "";
+    forget();
     showOnline([], state.version);
     showJoin("");
     updateControls();
@@ -378,6 +453,17 @@
     ui.room.value = "lobby";  // a malformed #fragment
   }
   if (ui.nick.value) ui.join.focus();
+  // A reload (or a restored tab) goes back into the room it was in.
+  try {
+    var was = JSON.parse(window.sessionStorage.getItem(JOINED_KEY) || "null");
+    if (was && typeof was.room === "string" && typeof was.nick === "string") {
+      state.room = was.room;
+      state.nick = was.nick;
+      state.pending = true;  // sent when the connection opens
+      ui.nick.value = was.nick;
+      ui.room.value = was.room;
+    }
+  } catch (e) { /* storage disabled or garbage: start at the form */ }
   updateControls();
   connect();
 })();
