@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .resource import BaseProtocol, Resource, WebSocketApplication
     from .server import WebSocketServer
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "WebSocket",

@@ -180,6 +180,8 @@ class Client:
         self._pos = 0
         self.eof = False
         self.reset = False
+        #: Pings the server sent on its own, answered by read_frame.
+        self.keepalive_pings = 0
 
     @classmethod
     def to(cls, server: Any, **kwargs: Any) -> "Client":
@@ -284,8 +286,19 @@ class Client:
 
     def read_frame(self, timeout: Optional[float] = None) -> RFrame:
         """The next frame; ServerClosed if the connection ends first,
-        TimeoutError if nothing complete comes within ``timeout``."""
+        TimeoutError if nothing complete comes within ``timeout``.  A ping
+        the server sends on its own (keepalive, on by default) is answered
+        with its pong, as any client does, and not returned: no case here
+        makes the server ping."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            got = self._read_one_frame(deadline)
+            if got.opcode != OP_PING or got.masked:
+                return got
+            self.keepalive_pings += 1
+            self.send(frame(OP_PONG, got.payload))
+
+    def _read_one_frame(self, deadline: float) -> RFrame:
         self._need(2, deadline, "a frame")
         buf, p = self._buf, self._pos
         b0, b1 = buf[p], buf[p + 1]
