@@ -507,7 +507,7 @@ def run_idle(run: Running, sc: Scenario, cfg: argparse.Namespace) -> Dict[str, A
     argv = loadgen_argv(sc, run.port, cfg) + ["--hold", "120", "--timeout", "15"]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    lines: queue.Queue[Optional[str]] = queue.Queue()
 
     def reader() -> None:
         for line in proc.stdout:  # type: ignore[union-attr]

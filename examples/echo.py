@@ -10,8 +10,8 @@ WebSocketHandler``).  Run it and open http://127.0.0.1:9527/ in a browser:
 from __future__ import annotations
 
 import argparse
-import errno
 import base64
+import errno
 import hashlib
 import os
 import re
@@ -23,8 +23,10 @@ from flask import Flask, Response, request
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer  # noqa: F401  (the plain form: see main())
 
-from pyws import WebSocketHandler  # noqa: F401  was: from geventwebsocket.handler import WebSocketHandler
-from pyws import WebSocketServer
+from pyws import (
+    WebSocketHandler,  # noqa: F401  was: from geventwebsocket.handler import WebSocketHandler
+    WebSocketServer,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

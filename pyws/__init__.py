@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from .client import connect
 from .compression import PerMessageDeflate
-from .exceptions import (ConnectionClosed, FrameTooLargeException,
-                         HandshakeError, ProtocolError, WebSocketError)
+from .exceptions import (
+    ConnectionClosed,
+    FrameTooLargeException,
+    HandshakeError,
+    ProtocolError,
+    WebSocketError,
+)
 from .hub import Hub
 from .websocket import WebSocket
 

@@ -157,7 +157,7 @@ def spawn(function: Callable[..., None], *args: Any) -> None:
 
 
 #: Objects kept once per hub (per_hub), forgotten with their hub.
-_per_hub: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+_per_hub: weakref.WeakKeyDictionary[Any, Dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def per_hub(key: str, factory: Callable[[], Any]) -> Any:

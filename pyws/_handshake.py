@@ -12,8 +12,21 @@ from __future__ import annotations
 import re
 import socket
 from http import HTTPStatus
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
-                    NamedTuple, Optional, Sequence, Tuple, Type, Union)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
 from urllib.parse import urlsplit
 
 from . import _core

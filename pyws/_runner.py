@@ -28,8 +28,7 @@ from __future__ import annotations
 import enum
 import logging
 import socket
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple,
-                    Type, Union)
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 from .exceptions import ConnectionClosed, ProtocolError
 from .websocket import WebSocket, close_quietly
@@ -193,7 +192,7 @@ class SessionRunner:
         application raised is re-raised, after the close, except the ends of
         the connection (ConnectionClosed, ProtocolError)."""
         try:
-            result = application(environ, self)
+            result: Iterable[bytes] = application(environ, self)
             if self.upgrade.websocket is None:
                 return result
             try:

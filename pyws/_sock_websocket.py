@@ -80,7 +80,7 @@ class SockWebSocket(WebSocket):
         pyws's ``close_reason`` is the text.)"""
         return None if self.close_code is None else self.close_reason
 
-    def receive(self, timeout: Optional[float] = None) -> Optional[Message]:  # type: ignore[override]
+    def receive(self, timeout: Optional[float] = None) -> Optional[Message]:
         """The next message (str or bytes); None if none came within
         ``timeout`` seconds (0: do not wait; None: wait as long as it takes).
         Raises ``ConnectionClosed`` once the connection is over."""
@@ -102,7 +102,7 @@ class SockWebSocket(WebSocket):
             raise self._closed_error()
         return message
 
-    def send(self, data: Union[str, bytes, bytearray, memoryview],  # type: ignore[override]
+    def send(self, data: Union[str, bytes, bytearray, memoryview],
              binary: Optional[bool] = None) -> None:
         """Send ``data``: bytes-like as a binary message, str as text.
         Raises ``ConnectionClosed`` once the connection is closed."""
@@ -111,7 +111,7 @@ class SockWebSocket(WebSocket):
         except _PywsConnectionClosed as exc:
             raise _flavoured(exc) from None
 
-    def close(self, reason: Optional[int] = None,  # type: ignore[override]
+    def close(self, reason: Optional[int] = None,
               message: Union[str, bytes, None] = None) -> None:
         """Close with code ``reason`` (1000 when None) and the text
         ``message``, waiting up to ``close_timeout`` for the peer's answer.

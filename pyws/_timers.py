@@ -9,8 +9,9 @@ connection), which puts the connection back in the queue.
 
 Why not a task per connection, parked between its timers: under gevent that
 greenlet and its saved stack nearly doubled the memory of an idle connection
-(12 to 23 KiB, measured with 2,000 connections), and under threads it was a
-thread per connection; a queue entry is a tuple and a weak reference.
+(docs/benchmarks.md, "Measurements behind design choices"), and under
+threads it was a thread per connection; a queue entry is a tuple and a weak
+reference.
 A connection's work runs in a task of its own because it may wait (a ping
 behind a slow writer, ``close()`` waiting for the peer's answer), and one
 slow connection must not hold up the timers of the others.

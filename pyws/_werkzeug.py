@@ -32,7 +32,7 @@ ORIGINAL_UPGRADE_KEY = "pyws.original_upgrade_headers"
 # How many wrapper levels (middleware) to look through for a Werkzeug url_map.
 _MAX_APP_DEPTH = 5
 # The views of pyws.flask.Sock routes (weakly: a view goes with its app).
-_SOCK_VIEWS: "weakref.WeakSet[Callable[..., Any]]" = weakref.WeakSet()
+_SOCK_VIEWS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 def find_routing_app(app: Any) -> Any:
     """The object owning a Werkzeug ``url_map`` (a Flask app or similar),

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import time
-from typing import (TYPE_CHECKING, Any, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+from typing import TYPE_CHECKING, Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _core
 from ._handshake import new_protocol
-from .transport import client_modules
 from .compression import Compression, resolve
 from .exceptions import HandshakeError
 from .options import DEFAULTS, Options, check_seconds
+from .transport import client_modules
 from .websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
         if value != getattr(DEFAULTS, name)}
     if options is not None and given:
         raise TypeError(f"connect() takes options= or {', '.join(given)}, not both")
-    opts = options if options is not None else Options.build(**given)
+    opts = options if options is not None else Options.build(None, **given)
     check_seconds("timeout", timeout)
     target = _parse_url(url)
     if isinstance(subprotocols, str):

@@ -42,8 +42,19 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar,
-                    Union)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 from ._extras import missing
 
@@ -52,8 +63,14 @@ try:
 except ModuleNotFoundError as exc:
     raise missing(exc, "pyws.flask") from None
 
-from ._handshake import (Environ, HandshakePolicy, Refusal, asks_for_websocket,
-                         environ_headers, negotiate)
+from ._handshake import (
+    Environ,
+    HandshakePolicy,
+    Refusal,
+    asks_for_websocket,
+    environ_headers,
+    negotiate,
+)
 from ._raw_socket import accept_raw, raw_socket
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade, shut_down, upgrade_of
 from ._sock_websocket import ConnectionClosed, SockWebSocket
@@ -354,7 +371,7 @@ def _install_on_registration(bp: Blueprint, sock: Sock) -> None:
     if getattr(bp, marker, False):
         return
     setattr(bp, marker, True)
-    bp.record(lambda state: _install(state.app, sock))
+    bp.record(lambda state: _install(cast(Flask, state.app), sock))
 
 
 def _websocket_mismatch() -> Optional[type]:
@@ -362,7 +379,7 @@ def _websocket_mismatch() -> Optional[type]:
         from werkzeug.routing import WebsocketMismatch
     except ImportError:  # Werkzeug < 2.2: rules do not tell WebSocket from HTTP
         return None
-    return WebsocketMismatch  # type: ignore[no-any-return]
+    return WebsocketMismatch
 
 
 def _on_mismatch(error: Exception) -> Any:

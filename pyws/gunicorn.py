@@ -36,8 +36,7 @@ from ._extras import missing
 
 try:
     import gevent  # type: ignore[import-untyped, unused-ignore]
-    from gunicorn.workers.ggevent import (  # type: ignore[import-untyped, unused-ignore]
-        GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer)
+    from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer  # type: ignore[import-untyped, unused-ignore]
 except ModuleNotFoundError as exc:
     raise missing(exc, "pyws.gunicorn") from None
 
@@ -67,7 +66,7 @@ _SWITCHES = {"1": True, "on": True, "true": True, "yes": True,
              "0": False, "off": False, "false": False, "no": False}
 
 #: The WebSockets open in this worker process.
-_open_sockets: "weakref.WeakSet[WebSocket]" = weakref.WeakSet()
+_open_sockets: weakref.WeakSet[WebSocket] = weakref.WeakSet()
 
 
 def server_options(base: Optional[Mapping[str, Any]] = None,

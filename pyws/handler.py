@@ -14,8 +14,19 @@ import io
 import logging
 import sys
 import time
-from typing import (Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple, Type, cast)
+from typing import (
+    Any,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    cast,
+)
 
 from ._extras import missing
 
@@ -25,8 +36,15 @@ try:
 except ModuleNotFoundError as exc:
     raise missing(exc, "pyws.handler") from None
 
-from ._handshake import (Environ, HandshakePolicy, Negotiated, Refusal, asks_for_websocket,
-                         negotiate, new_websocket)
+from ._handshake import (
+    Environ,
+    HandshakePolicy,
+    Negotiated,
+    Refusal,
+    asks_for_websocket,
+    negotiate,
+    new_websocket,
+)
 from ._runner import UPGRADE_KEY, Route, SessionRunner, Upgrade
 from ._werkzeug import find_routing_app, is_sock_view, prepare_routing_app, routed_view
 from .options import OPTION_NAMES, Options

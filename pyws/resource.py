@@ -33,8 +33,21 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import (Any, Callable, ClassVar, Iterable, List, Mapping, Optional,
-                    Pattern, Sequence, Tuple, Type, Union, cast)
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Pattern,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+    cast,
+)
 
 from ._runner import end_session
 from .exceptions import WebSocketError

@@ -163,8 +163,9 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
         name up with ``getfqdn`` through its resolver's thread pool, and the
         idle thread that leaves behind makes every socket system call of the
         process a little dearer (the kernel counts references to a file only
-        in processes with several threads): about 3% of the throughput of
-        small messages.  A host name is still looked up, by gevent."""
+        in processes with several threads), which costs small messages
+        throughput (docs/benchmarks.md, "Measurements behind design
+        choices").  A host name is still looked up, by gevent."""
         address = self.address
         if (isinstance(address, tuple) and "SERVER_NAME" not in self.environ
                 and _is_ip_literal(address[0])):

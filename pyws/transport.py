@@ -269,7 +269,8 @@ class _GeventTasks:
         _gevent.spawn(function, *args)
 
     def timers(self) -> TimerQueue:
-        return _gevent.per_hub("pyws.timers", _new_gevent_timers)
+        queue: TimerQueue = _gevent.per_hub("pyws.timers", _new_gevent_timers)
+        return queue
 
 
 def _new_gevent_timers() -> TimerQueue:

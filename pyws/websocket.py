@@ -18,13 +18,25 @@ import socket
 import time
 from collections import deque
 from types import TracebackType
-from typing import (Any, Callable, Deque, Dict, Iterator, List, NoReturn, Optional,
-                    Type, Union, cast)
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    NoReturn,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+    cast,
+)
 
 from . import _core
+from ._timers import TimerQueue
 from .exceptions import ConnectionClosed
 from .options import DEFAULTS, check_seconds
-from ._timers import TimerQueue
 from .transport import EVENTS, GeventTransport, Transport, transport_for
 
 __all__ = ["WebSocket", "FrameWriter", "Message", "drain_buffered", "close_quietly"]
@@ -361,9 +373,8 @@ class WebSocket:
                 if value == self._ping_payload:
                     self._ping_payload = None
             elif kind == _FAIL:
-                code, reason = value  # type: ignore[misc]
                 failed = True
-                _log_failure(self, code, reason)
+                _log_failure(self, *cast(Tuple[int, str], value))
             # PING: the engine already queued the pong, written above.
             # CLOSE: the engine queued the echo; the state says what to do.
         if error is not None or proto.state == _CLOSED:

@@ -20,7 +20,7 @@ EXAMPLE_ECHO = ROOT / "examples" / "echo.py"
 
 STARTUP_TIMEOUT = 30.0
 
-_running: List["ServerProcess"] = []
+_running: List[ServerProcess] = []
 
 
 def free_port() -> int:
@@ -94,7 +94,7 @@ class ServerProcess:
                     pytrace=False)
 
     def start_and_read_port(self, timeout: float = STARTUP_TIMEOUT,
-                            port_from_line: Callable[[bytes], int] = int) -> "ServerProcess":
+                            port_from_line: Callable[[bytes], int] = int) -> ServerProcess:
         """Start a server that prints its port on the first line of stdout
         (``port_from_line`` reads it from that line; ValueError if absent)."""
         self._popen(subprocess.PIPE)
@@ -121,7 +121,7 @@ class ServerProcess:
             self._fail(f"printed {line!r} instead of its port")
         return self
 
-    def start_on_port(self, port: int, timeout: float = STARTUP_TIMEOUT) -> "ServerProcess":
+    def start_on_port(self, port: int, timeout: float = STARTUP_TIMEOUT) -> ServerProcess:
         """Start a server told its port, and wait until the port accepts TCP."""
         self._popen(subprocess.DEVNULL)
         assert self.proc is not None

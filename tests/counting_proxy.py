@@ -60,7 +60,7 @@ class CountingProxy:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "CountingProxy":
+    def __enter__(self) -> CountingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:

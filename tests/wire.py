@@ -208,7 +208,7 @@ class RawClient:
         except OSError:
             pass
 
-    def __enter__(self) -> "RawClient":
+    def __enter__(self) -> RawClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -40,8 +40,8 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import errno  # noqa: E402
 import base64  # noqa: E402
+import errno  # noqa: E402
 import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -175,7 +175,7 @@ class MemoryPresence:
         self._counter = itertools.count(1)
         self._version = 0
         #: room -> its last messages (JSON), least recently used first.
-        self._history: "OrderedDict[str, Deque[str]]" = OrderedDict()
+        self._history: OrderedDict[str, Deque[str]] = OrderedDict()
 
     def _result(self, room: str, status: str, changed: bool, replaced: str = "") -> Presence:
         if changed:
@@ -411,7 +411,7 @@ class PresenceFeed:
     join; it corrects whoever got a snapshot in between, here or in
     another process)."""
 
-    def __init__(self, chat: "Chat") -> None:
+    def __init__(self, chat: Chat) -> None:
         self.chat = chat
         # room -> [(event, the WebSocket not to send it to)]
         self._pending: Dict[str, List[Tuple[Dict[str, Any], Optional[WebSocket]]]] = {}
@@ -467,7 +467,7 @@ class Chat:
             self.hub = Hub()
         self.feed = PresenceFeed(self)
         #: Chat connections of this process, by connection id.
-        self.sessions: Dict[str, "ChatSession"] = {}
+        self.sessions: Dict[str, ChatSession] = {}
         #: Every open WebSocket (chat and echo), to close them on shutdown.
         self.sockets: Set[WebSocket] = set()
         #: The greenlets running chat views, to let them finish on shutdown.

@@ -36,7 +36,7 @@ def _browser_available() -> None:
 
 
 @pytest.fixture
-def new_page(_browser_available, tmp_path, monkeypatch) -> Callable[[], "object"]:
+def new_page(_browser_available, tmp_path, monkeypatch) -> Callable[[], object]:
     """``new_page()`` starts a headless Chromium (one per page, so pages share
     no storage) and returns its WebDriver; all are quit at the end."""
     from selenium import webdriver

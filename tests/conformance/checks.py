@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-from tests.conformance.rawclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                                         Client, RFrame, frames_summary)
+from tests.conformance.rawclient import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Client,
+    RFrame,
+    frames_summary,
+)
 
 #: Seconds the server has to fail a connection once the offending byte is in.
 FAIL_TIMEOUT = 3.0

@@ -17,8 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import EXAMPLE_ECHO, ServerProcess
 from tests.conformance.rawclient import Client
+from tests.conftest import EXAMPLE_ECHO, ServerProcess
 
 ECHO_OVER = Path(__file__).with_name("echo_over.py")
 

@@ -20,9 +20,19 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
-from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                        HttpResponse, accept_for, apply_mask, parse_head,
-                        upgrade_request)
+from tests.wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    HttpResponse,
+    accept_for,
+    apply_mask,
+    parse_head,
+    upgrade_request,
+)
 
 __all__ = [
     "OP_CONT", "OP_TEXT", "OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG",
@@ -184,7 +194,7 @@ class Client:
         self.keepalive_pings = 0
 
     @classmethod
-    def to(cls, server: Any, **kwargs: Any) -> "Client":
+    def to(cls, server: Any, **kwargs: Any) -> Client:
         """A connection to a test server (over TLS if it serves TLS)."""
         return cls(server.port, tls=getattr(server, "tls", False), **kwargs)
 
@@ -196,7 +206,7 @@ class Client:
         except OSError:
             pass
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:

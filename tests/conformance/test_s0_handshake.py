@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 from typing import List, Optional, Sequence, Tuple
 
-from tests.conformance.checks import close_normally, expect_text, OP_TEXT
+from tests.conformance.checks import OP_TEXT, close_normally, expect_text
 from tests.conformance.rawclient import Client, ServerClosed, frame
 from tests.wire import accept_for
 

@@ -4,7 +4,7 @@ catalog's case is about the tester's own auto-fragmentation; on the server's
 side what matters is that the fragments are reassembled.)"""
 from __future__ import annotations
 
-from tests.conformance.checks import message_then_close, OP_TEXT
+from tests.conformance.checks import OP_TEXT, message_then_close
 from tests.conformance.rawclient import fragment_frames
 
 

@@ -5,8 +5,13 @@ catalog does not exercise (pyws extras): masking is mandatory, lengths must be
 minimally encoded, and the 64-bit length's top bit must be 0."""
 from __future__ import annotations
 
-from tests.conformance.checks import (expect_echo, expect_failure, message_then_close,
-                                      OP_BINARY, OP_TEXT)
+from tests.conformance.checks import (
+    OP_BINARY,
+    OP_TEXT,
+    expect_echo,
+    expect_failure,
+    message_then_close,
+)
 from tests.conformance.rawclient import frame
 
 # (case number within 1.1 / 1.2, payload length, chop size or None)

@@ -3,8 +3,7 @@ same payload, control frames over 125 bytes fail the connection, unsolicited
 pongs are ignored."""
 from __future__ import annotations
 
-from tests.conformance.checks import (close_normally, expect_failure, expect_pong,
-                                      OP_PING, OP_PONG)
+from tests.conformance.checks import OP_PING, OP_PONG, close_normally, expect_failure, expect_pong
 from tests.conformance.rawclient import frame
 
 

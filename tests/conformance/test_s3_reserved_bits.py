@@ -11,8 +11,14 @@ must not be answered: once failed, the connection processes nothing more.
 """
 from __future__ import annotations
 
-from tests.conformance.checks import (expect_failure, expect_text, OP_BINARY, OP_CLOSE,
-                                      OP_PING, OP_TEXT)
+from tests.conformance.checks import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    expect_failure,
+    expect_text,
+)
 from tests.conformance.rawclient import frame
 
 HELLO = b"Hello, world!"

@@ -9,7 +9,7 @@ echo before writing the reserved opcode, so the echo is required.
 """
 from __future__ import annotations
 
-from tests.conformance.checks import expect_failure, expect_text, OP_PING, OP_TEXT
+from tests.conformance.checks import OP_PING, OP_TEXT, expect_failure, expect_text
 from tests.conformance.rawclient import frame
 
 HELLO = b"Hello, world!"

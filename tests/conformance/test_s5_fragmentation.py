@@ -8,9 +8,17 @@ write) are the catalog's chop variants of the same byte stream.
 """
 from __future__ import annotations
 
-from tests.conformance.checks import (close_normally, expect_failure, expect_pong,
-                                      expect_text, message_then_close, OP_CONT,
-                                      OP_PING, OP_PONG, OP_TEXT)
+from tests.conformance.checks import (
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    close_normally,
+    expect_failure,
+    expect_pong,
+    expect_text,
+    message_then_close,
+)
 from tests.conformance.rawclient import frame
 
 F1, F2 = b"fragment1", b"fragment2"

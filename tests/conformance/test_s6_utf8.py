@@ -10,8 +10,14 @@ exactly, invalid ones fail the connection with 1007.
 """
 from __future__ import annotations
 
-from tests.conformance.checks import (expect_failure, expect_pong, message_then_close,
-                                      OP_CONT, OP_PING, OP_TEXT)
+from tests.conformance.checks import (
+    OP_CONT,
+    OP_PING,
+    OP_TEXT,
+    expect_failure,
+    expect_pong,
+    message_then_close,
+)
 from tests.conformance.rawclient import frame
 from tests.conformance.utf8_sequences import GROUPS, KOSME
 

@@ -10,8 +10,15 @@ a control frame over 125 bytes or an invalid code fails the connection with
 """
 from __future__ import annotations
 
-from tests.conformance.checks import (expect_close_reply, expect_failure, expect_text,
-                                      OP_CLOSE, OP_CONT, OP_PING, OP_TEXT)
+from tests.conformance.checks import (
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_TEXT,
+    expect_close_reply,
+    expect_failure,
+    expect_text,
+)
 from tests.conformance.rawclient import close_body, frame
 
 HELLO = b"Hello World!"

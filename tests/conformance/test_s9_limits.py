@@ -19,10 +19,17 @@ from __future__ import annotations
 
 import functools
 
-from tests.conformance.checks import (close_normally, expect_echo, expect_failure,
-                                      message_then_close, OP_BINARY, OP_CONT, OP_TEXT)
+from tests.conformance.checks import (
+    OP_BINARY,
+    OP_CONT,
+    OP_TEXT,
+    close_normally,
+    expect_echo,
+    expect_failure,
+    message_then_close,
+)
 from tests.conformance.conftest import BIG_MAX, DEFAULT_MAX
-from tests.conformance.rawclient import Client, frame, fragmented
+from tests.conformance.rawclient import Client, fragmented, frame
 
 KiB, MiB = 1 << 10, 1 << 20
 TEXT_PATTERN = b"BAsd7&jh23"
@@ -36,7 +43,7 @@ COUNT = 1000
 WRITE_CHUNK = 256 * KiB
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def payload_of(pattern: bytes, length: int) -> bytes:
     return (pattern * (length // len(pattern) + 1))[:length]
 

@@ -37,9 +37,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(HERE))  # tests/, for concurrent_messages
 
+from concurrent_messages import message as concurrent_message  # noqa: E402
+
 import pyws  # noqa: E402
 from tests.server_port import start_and_announce  # noqa: E402
-from concurrent_messages import message as concurrent_message  # noqa: E402
 
 PAGE = b"<!doctype html><html><body><h1>pyws test server</h1></body></html>"
 

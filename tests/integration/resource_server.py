@@ -27,8 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from pyws import WebSocketServer  # noqa: E402
-from pyws.websocket import Message  # noqa: E402
 from pyws.resource import Resource, WebSocketApplication  # noqa: E402
+from pyws.websocket import Message  # noqa: E402
 from tests.server_port import start_and_announce  # noqa: E402
 
 CLOSES: List[Dict[str, Any]] = []

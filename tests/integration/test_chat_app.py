@@ -675,6 +675,7 @@ class _GoodClient:
             self.done.set()
 
 
+@pytest.mark.rss  # judges the server by its resident memory (not under make sanitize)
 def test_soak_attacks_beside_good_clients(tmp_path):
     """Each attack for a few seconds while five good clients chat: they lose
     nothing and stay connected; the server's memory and descriptors come

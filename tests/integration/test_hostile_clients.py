@@ -51,8 +51,18 @@ from typing import Callable, Dict, List, Optional
 import pytest
 
 from tests.conftest import ServerProcess
-from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient,
-                        build_frame, close_payload, upgrade_request)
+from tests.wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RawClient,
+    build_frame,
+    close_payload,
+    upgrade_request,
+)
 
 SCRIPT = Path(__file__).resolve().parent / "hostile_server.py"
 
@@ -514,7 +524,7 @@ def check_attack(attack: Attack, per_kind: int, good: int) -> None:
     counts: Dict[str, int] = {}
     for o in attack.outcomes:
         counts[o.kind] = counts.get(o.kind, 0) + 1
-    assert counts == {**{k: per_kind for k in HOSTILE_KINDS}, "good": good}
+    assert counts == {**dict.fromkeys(HOSTILE_KINDS, per_kind), "good": good}
 
 
 def summary(attack: Attack) -> str:

@@ -17,8 +17,7 @@ from typing import List, Optional
 import pytest
 
 from tests.conftest import ROOT, free_port, subprocess_env, terminate
-from tests.integration.hub_clients import (RoomClient, drop_all, exchange, probe,
-                                           start_hub_server)
+from tests.integration.hub_clients import RoomClient, drop_all, exchange, probe, start_hub_server
 
 START_TIMEOUT = 15.0
 
@@ -41,7 +40,7 @@ class RedisServer:
         self.proc: Optional[subprocess.Popen] = None
         self._copier: Optional[threading.Thread] = None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         assert self.proc is None
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.hub_clients import (RoomClient, connect_all, drop_all, exchange,
-                                           start_hub_server)
+from tests.integration.hub_clients import (
+    RoomClient,
+    connect_all,
+    drop_all,
+    exchange,
+    start_hub_server,
+)
 
 ROOMS = ["alpha", "beta", "gamma", "d\u00e9lta room"]  # a name that needs quoting
 PER_ROOM = 50

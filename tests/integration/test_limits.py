@@ -10,12 +10,10 @@ import time
 
 import pytest
 
+import pyws
 from tests.conftest import _start_test_server
 from tests.integration.clients import call_with_timeout
-from tests.wire import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawClient, build_frame,
-                        close_payload)
-
-import pyws
+from tests.wire import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawClient, build_frame, close_payload
 
 HANDSHAKE_TIMEOUT = 0.5
 MAX_REQUEST_SIZE = 4096

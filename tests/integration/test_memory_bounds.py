@@ -128,7 +128,7 @@ def test_one_million_messages_on_one_connection(mem_server):
     raw.handshake()
     sock = raw.sock
     sock.settimeout(30.0)
-    expected_q: "queue.Queue[bytes]" = queue.Queue()
+    expected_q: queue.Queue[bytes] = queue.Queue()
     sender_error: List[BaseException] = []
 
     def send_all() -> None:

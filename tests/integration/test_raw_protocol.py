@@ -8,8 +8,17 @@ import os
 import pytest
 
 from tests.conftest import SMALL_MAX
-from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient,
-                        build_frame, close_payload)
+from tests.wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RawClient,
+    build_frame,
+    close_payload,
+)
 
 
 @pytest.fixture

@@ -29,8 +29,18 @@ from pyws import _core
 from pyws import transport as transport_module
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
-from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1,
-                        build_frame, close_payload, parse_frames)
+from tests.wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RSV1,
+    build_frame,
+    close_payload,
+    parse_frames,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY = b"\x37\xfa\x21\x3d"

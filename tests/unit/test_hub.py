@@ -163,7 +163,7 @@ class Peer:
         self._rest = b""
         self.task: Any = None
 
-    def start(self) -> "Peer":
+    def start(self) -> Peer:
         self.task = self.env.spawn(self._read)
         return self
 
@@ -384,7 +384,7 @@ def broadcast_reaches_each_member_once_with_identical_bytes(scene: Scene) -> Non
         ("red", "", None, "abc"),
         ("blue", b"", None, "bd"),
     ]
-    expected = {name: b"" for name in peers}
+    expected = dict.fromkeys(peers, b"")
     for room, message, exclude, receivers in sent:
         count = hub.broadcast(room, message, exclude=exclude)
         assert count == len(receivers), (room, message[:20], count)

@@ -52,7 +52,7 @@ def expected(name: str, value: Any) -> List[str]:
 
 
 def test_defaults_table():
-    assert DEFAULTS == Options()
+    assert Options() == DEFAULTS
     assert DEFAULTS.max_message_size == 1048576
     assert (DEFAULTS.close_timeout, DEFAULTS.ping_interval, DEFAULTS.ping_timeout,
             DEFAULTS.idle_timeout) == (1.0, 20.0, 20.0, None)

@@ -13,8 +13,20 @@ import pytest
 from pyws import _core
 from pyws.exceptions import ConnectionClosed
 from tests import vectors
-from tests.wire import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1, RSV2,
-                        RSV3, build_frame, close_payload, parse_all_frames)
+from tests.wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RSV1,
+    RSV2,
+    RSV3,
+    build_frame,
+    close_payload,
+    parse_all_frames,
+)
 
 TEXT, BINARY, PING, PONG, CLOSE, FAIL = (_core.TEXT, _core.BINARY, _core.PING, _core.PONG,
                                          _core.CLOSE, _core.FAIL)
@@ -127,7 +139,7 @@ def only_frame(data):
 def test_module_constants_are_distinct():
     assert len({TEXT, BINARY, PING, PONG, CLOSE, FAIL}) == 6
     assert len({OPEN, CLOSING, CLOSED}) == 3
-    assert _core.DEFAULT_MAX_MESSAGE_SIZE == MiB
+    assert MiB == _core.DEFAULT_MAX_MESSAGE_SIZE
 
 
 def test_new_protocol_defaults():

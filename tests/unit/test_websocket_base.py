@@ -22,8 +22,8 @@ from typing import Any, Dict, Tuple
 import pytest
 
 from pyws import _core
-from pyws.exceptions import ConnectionClosed, WebSocketError
 from pyws import websocket as websocket_module
+from pyws.exceptions import ConnectionClosed, WebSocketError
 from pyws.options import DEFAULTS
 from pyws.websocket import WebSocket
 from tests.script_json import script_json
