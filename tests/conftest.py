@@ -49,7 +49,27 @@ def terminate(proc: subprocess.Popen, grace: float = 5.0) -> None:
             proc.wait(5)
 
 
-class ServerProcess:
+class ServerLog:
+    """A server's log file, read whole or since a mark (``log_path`` and
+    ``_log_mark`` are the user's)."""
+
+    log_path: Path
+    _log_mark = 0
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def mark_log(self) -> None:
+        self._log_mark = len(self.log())
+
+    def log_since_mark(self) -> str:
+        return self.log()[self._log_mark:]
+
+
+class ServerProcess(ServerLog):
     """A server subprocess whose stderr goes to a log file."""
 
     def __init__(self, name: str, argv: List[str], log_path: Path):
@@ -66,19 +86,6 @@ class ServerProcess:
 
     def http_url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    # Logs.
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def mark_log(self) -> None:
-        self._log_mark = len(self.log())
-
-    def log_since_mark(self) -> str:
-        return self.log()[self._log_mark:]
 
     # Lifetime.
     def _popen(self, stdout) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from tests.conftest import ROOT, _running, subprocess_env, terminate
+from tests.conftest import ROOT, ServerLog, _running, subprocess_env, terminate
 
 APP = ROOT / "tests" / "compat" / "fs_app.py"
 COMPAT = ROOT / "tests" / "compat"
@@ -28,7 +28,7 @@ _PORT_LINES = [re.compile(rb"^PORT (\d+)$", re.MULTILINE),                      
                re.compile(rb"Listening at: http://127\.0\.0\.1:(\d+)")]   # gunicorn
 
 
-class FsServer:
+class FsServer(ServerLog):
     """fs_app.py under one server, its stdout and stderr in one log file."""
 
     def __init__(self, peer: str, kind: str, log_path: Path,
@@ -87,17 +87,6 @@ class FsServer:
     def http_url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def mark_log(self) -> None:
-        self._log_mark = len(self.log())
-
-    def log_since_mark(self) -> str:
-        return self.log()[self._log_mark:]
 
     def wait_event(self, pattern: str, timeout: float = EVENT_TIMEOUT) -> re.Match[str]:
         """The first ``EVENT`` line matching ``pattern`` (a regex), waiting

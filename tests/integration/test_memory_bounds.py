@@ -44,14 +44,19 @@ def mem_server(tmp_path):
     server.stop()
 
 
-def rss(server: ServerProcess) -> int:
-    """The server process's resident set size (VmRSS), in bytes."""
+def status_bytes(server: ServerProcess, field: str) -> int:
+    """A size from the server process's /proc/<pid>/status, in bytes."""
     assert server.proc is not None and server.proc.poll() is None, "the server died"
     with open(f"/proc/{server.proc.pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/<pid>/status")
+    raise AssertionError(f"no {field} in /proc/<pid>/status")
+
+
+def rss(server: ServerProcess) -> int:
+    """The server process's resident set size (VmRSS), in bytes."""
+    return status_bytes(server, "VmRSS")
 
 
 def mib(n: int) -> str:
@@ -310,12 +315,7 @@ ANNOUNCERS_AS_BUDGET = 512 * MIB
 
 def vm_size(server: ServerProcess) -> int:
     """The server process's address space (VmSize), in bytes."""
-    assert server.proc is not None and server.proc.poll() is None, "the server died"
-    with open(f"/proc/{server.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmSize in /proc/<pid>/status")
+    return status_bytes(server, "VmSize")
 
 
 def test_announced_lengths_reserve_no_memory_before_their_bytes_arrive(mem_server):
