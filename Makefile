@@ -59,7 +59,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
 .NOTPARALLEL:
-.PHONY: venv install apt-deps apt-install check-deps test-deps build test demo lint lint-ratchet \
+.PHONY: venv install apt-deps apt-install check-deps test-deps build test demo lint \
 	wheel check-wheel clean distclean fuzz sanitize memcheck bench bench-quick
 
 # --- the virtualenv --------------------------------------------------------
@@ -130,20 +130,6 @@ test: test-deps build
 lint: $(VENV)/.extras-test $(VENV)/.tools-lint
 	$(VPY) -m ruff check .
 	$(VPY) -m mypy --strict
-
-# What CI runs until the findings that predate the linters are fixed: the
-# same two tools, failing only when they find more than LINT_MAX_RUFF and
-# LINT_MAX_MYPY (.ci/run sets them).  At 0 and 0 it is `make lint`.
-LINT_MAX_RUFF ?= 0
-LINT_MAX_MYPY ?= 0
-lint-ratchet: $(VENV)/.extras-test $(VENV)/.tools-lint
-	@ruff=$$($(VPY) -m ruff check --output-format concise -q . | tee /dev/stderr | grep -c ':[0-9]*:[0-9]*: ' || true); \
-	mypy=$$($(VPY) -m mypy --strict | tee /dev/stderr | grep -c ': error: ' || true); \
-	echo "lint: ruff $$ruff findings (at most $(LINT_MAX_RUFF)), mypy --strict $$mypy errors (at most $(LINT_MAX_MYPY))"; \
-	[ "$$ruff" -le $(LINT_MAX_RUFF) ] && [ "$$mypy" -le $(LINT_MAX_MYPY) ] || \
-		{ echo "lint: more findings than before: see above" >&2; exit 1; }; \
-	[ "$$ruff" -eq $(LINT_MAX_RUFF) ] && [ "$$mypy" -eq $(LINT_MAX_MYPY) ] || \
-		echo "lint: fewer findings than the limits: lower them in .ci/run"
 
 # --- the wheel -------------------------------------------------------------
 

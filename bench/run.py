@@ -348,7 +348,7 @@ class Running:
     def __init__(self, srv: Server, pin: bool, logdir: Path, capacity: int) -> None:
         self.srv = srv
         self.port = free_port()
-        self.log = open(logdir / f"{srv.key}.log", "ab")
+        self.log = open(logdir / f"{srv.key}.log", "ab")  # noqa: SIM115 (the server's, closed in stop())
         self.log.write(f"\n==== {dt.datetime.now().isoformat(timespec='seconds')} "
                        f"port {self.port}\n".encode())
         self.log.flush()

@@ -131,7 +131,7 @@ class Refusal(Exception):
 
 def _checked_headers(headers: Iterable[Tuple[str, str]], what: str,
                      reserved: bool) -> HeaderList:
-    if isinstance(headers, (str, bytes)) or isinstance(headers, Mapping):
+    if isinstance(headers, (str, bytes, Mapping)):
         raise TypeError(f"{what}: headers are a sequence of (name, value) pairs")
     checked: HeaderList = []
     for item in headers:

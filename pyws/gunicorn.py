@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import weakref
 from types import FrameType
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, Mapping, Optional
 
 from ._extras import missing
 
@@ -130,7 +130,7 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc, unused-ig
     wsgi_handler = GunicornWebSocketHandler
     server_class: type = WebSocketPyWSGIServer
     #: WebSocket options for a subclass to set (see the module's doc).
-    websocket_options: Dict[str, Any] = {}
+    websocket_options: ClassVar[Dict[str, Any]] = {}
 
     def run(self) -> None:
         # The app is loaded by now (init_process), so its config is readable.

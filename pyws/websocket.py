@@ -365,7 +365,7 @@ class WebSocket:
         messages = self._messages
         failed = False
         for kind, value in events:
-            if kind == _TEXT or kind == _BINARY:
+            if kind in (_TEXT, _BINARY):
                 if messages is None:
                     messages = self._messages = deque()
                 messages.append(value)  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ class ChatProcess(ServerProcess):
     def _popen(self, stdout) -> None:
         env = subprocess_env()
         env.update(self.extra_env)
-        self.log_file = open(self.log_path, "wb")
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(self.argv, cwd=str(ROOT), env=env,
                                      stdin=subprocess.DEVNULL, stdout=stdout,
                                      stderr=self.log_file)

@@ -89,7 +89,7 @@ class ServerProcess(ServerLog):
 
     # Lifetime.
     def _popen(self, stdout) -> None:
-        self.log_file = open(self.log_path, "wb")
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(self.argv, cwd=str(ROOT), env=subprocess_env(),
                                      stdin=subprocess.DEVNULL, stdout=stdout,
                                      stderr=self.log_file)

@@ -33,7 +33,7 @@ class DeployProcess(ServerProcess):
     def _popen(self, stdout) -> None:  # type: ignore[no-untyped-def]
         env = subprocess_env()
         env.update(self.extra_env)
-        self.log_file = open(self.log_path, "wb")
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         if stdout == subprocess.DEVNULL:
             stdout = self.log_file  # gunicorn's access log ("-"), Werkzeug's banner
         self.proc = subprocess.Popen(self.argv, cwd=str(ROOT), env=env,

@@ -1,4 +1,5 @@
-"""The chat page (examples/chat) and the echo demo page (from the Flask + gevent tutorial) in headless Chromium.
+"""The chat page (examples/chat) and the echo demo page (from the Flask +
+gevent tutorial) in headless Chromium.
 
 Each test starts the app in a subprocess and drives real pages: typing,
 clicking, and reading what the page shows.  Screenshots go to the test's
@@ -122,7 +123,7 @@ def test_two_users_chat_in_a_room(new_page, chat_server, tmp_path):
         assert [t.text for t in texts] == [XSS]
         assert page.find_elements(By.CSS_SELECTOR, "#log b, #log script") == []
         try:
-            page.switch_to.alert
+            _alert = page.switch_to.alert  # raises when there is none, as it must
         except NoAlertPresentException:
             pass
         else:

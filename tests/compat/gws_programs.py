@@ -33,6 +33,7 @@ import sys
 
 PEER = sys.argv[1] if __name__ == "__main__" else os.environ.get("GWS_PEER", "pyws")
 
+# ruff: noqa: E402  (gevent patches first, then the imports)
 if __name__ == "__main__":
     from gevent import monkey
 

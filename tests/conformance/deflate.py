@@ -92,9 +92,7 @@ class Session:
                 "server_max_window_bits" not in params
                 or self.server_bits > offer.request_max_window_bits):
             return False
-        if "client_max_window_bits" in params and not offer.accept_max_window_bits:
-            return False
-        return True
+        return not ("client_max_window_bits" in params and not offer.accept_max_window_bits)
 
     def _new_compressor(self) -> None:
         # zlib cannot compress raw DEFLATE in a 256-byte window: limited to

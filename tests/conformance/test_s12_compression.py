@@ -33,7 +33,9 @@ CASES = [(16, 0), (64, 0), (256, 0), (1024, 0), (4096, 0), (8192, 0), (16384, 0)
          (32768, 0), (65536, 0), (131072, 0),
          (8192, 256), (16384, 256), (32768, 256), (65536, 256), (131072, 256),
          (131072, 1024), (131072, 4096), (131072, 32768)]
-WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua"]
+WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit",
+         "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore",
+         "magna", "aliqua"]
 UNICODE_WORDS = ("κόσμε", "日本語", "Grüße", "😀", "ascii", "🇫🇷", "ÿ")
 
 

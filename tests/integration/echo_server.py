@@ -10,8 +10,9 @@ Prints the port it listens on (one line on stdout), then serves until killed.
                      (route declared websocket=True)
 
 WSGI routes: '/' HTML page; '/ws' echo; '/info' first sends a JSON object
-describing the server-side WebSocket (compression and TCP_NODELAY included), then echoes; '/close' echoes the first
-message twice then closes with 4000 "bye"; '/concurrent?greenlets=N&count=M'
+describing the server-side WebSocket (compression and TCP_NODELAY
+included), then echoes; '/close' echoes the first message twice then
+closes with 4000 "bye"; '/concurrent?greenlets=N&count=M'
 sends N*M messages from N greenlets at once, then closes with 1000.  A
 request to a WebSocket route without ``wsgi.websocket`` gets
 400 "no websocket in environ".

@@ -129,7 +129,7 @@ def exchange(clients: List[RoomClient], count: int, timeout: float = 60.0) -> No
         while len(done) < len(clients):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                missing = sorted(set(c.name for c in clients) - done)
+                missing = sorted({c.name for c in clients} - done)
                 raise AssertionError(
                     f"timed out after {timeout}s: {len(missing)} clients without every "
                     f"fence, e.g. {missing[:5]}; "

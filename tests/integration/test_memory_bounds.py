@@ -24,10 +24,10 @@ from typing import List, Optional
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.wire import OP_BINARY, OP_CLOSE, OP_TEXT, RawClient, build_frame, close_payload
 
 # Every test here judges the server by its resident memory.
 pytestmark = pytest.mark.rss
-from tests.wire import OP_BINARY, OP_CLOSE, OP_TEXT, RawClient, build_frame, close_payload
 
 SCRIPT = Path(__file__).resolve().parent / "hostile_server.py"
 MIB = 1024 * 1024
@@ -160,7 +160,7 @@ def test_one_million_messages_on_one_connection(mem_server):
                 return expected_q.get(timeout=1.0)
             except queue.Empty:
                 if sender_error:
-                    raise AssertionError(f"sender failed: {sender_error[0]!r}")
+                    raise AssertionError(f"sender failed: {sender_error[0]!r}") from None
 
     warm_rss: Optional[int] = None
     warm_time = 0.0

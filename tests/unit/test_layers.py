@@ -72,7 +72,7 @@ def test_engine_has_no_python_no_sockets_no_upper_layer(path):
     assert not [h for h in incs if h.startswith(SOCKET_HEADERS)]
     assert not [h for h in incs if h in names(IO) | names(BINDING)], \
         "the engine must not use io/ or binding/"
-    calls = sorted(set(m.group(1) for m in IO_CALLS.finditer(code_of(path))))
+    calls = sorted({m.group(1) for m in IO_CALLS.finditer(code_of(path))})
     if path.name == URANDOM_FALLBACK:
         assert calls == ["read"]
     else:

@@ -8,6 +8,7 @@ process never imports gevent.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import sys
@@ -81,7 +82,7 @@ def test_unknown_option_is_a_type_error_naming_it():
 
 def test_options_are_frozen_and_replace_checks():
     options = Options.build(max_message_size=10)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         options.max_message_size = 5  # type: ignore[misc]
     assert options.replace(close_timeout=1.0).max_message_size == 10
     with pytest.raises(ValueError, match="close_timeout"):

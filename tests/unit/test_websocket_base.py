@@ -136,10 +136,13 @@ def test_a_websocket_in_a_reference_cycle_is_collected() -> None:
     class Holder:
         ws: Any = None
 
+        def on_close(self, _ws: Any) -> None:
+            pass
+
     ws, peer = pair()
     holder = Holder()
     holder.ws = ws
-    ws.add_close_callback(lambda _ws: holder)  # ws -> callback -> holder -> ws
+    ws.add_close_callback(holder.on_close)  # ws -> callback -> holder -> ws
     ref = weakref.ref(ws)
     del ws, holder
     gc.collect()
