@@ -96,13 +96,15 @@ class WebSocket:
     Safe to share between threads or greenlets: one lock serialises the
     writes (frames never interleave), and one reader at a time reads.
 
-    Timers (all optional, in seconds): ``close_timeout`` bounds the wait for
-    the peer's close frame in ``close()``.  With ``ping_interval``, a ping is
-    sent that often and the connection is dropped (close code 1011) if its
-    pong does not come within ``ping_timeout``.  With ``idle_timeout``, the
-    connection is closed with 1001 when nothing arrived for that long.  The
-    last two run in a background greenlet (or thread) that also reads the
-    socket when the application is not in ``receive()``.
+    Timers (in seconds, defaults from ``pyws.options``; None turns one
+    off): ``close_timeout`` bounds the wait for the peer's close frame in
+    ``close()``.  With ``ping_interval``, a ping is sent that often and the
+    connection is dropped (close code 1011) if its pong does not come within
+    ``ping_timeout``.  With ``idle_timeout``, the connection is closed with
+    1001 when nothing arrived for that long.  The last two are run by the
+    process's timer queue (pyws/_timers.py), whose short task for this
+    connection also reads the socket when the application is not in
+    ``receive()``.
     """
 
     __slots__ = (
