@@ -52,7 +52,13 @@ ws.close()
 server.stop()
 with open("/proc/self/maps") as maps:
     libs = sorted({line.split()[-1] for line in maps if "libwslay" in line or "libz" in line})
-print(f"echo ok: pyws {pyws.__version__} from {pyws.__file__}")
+# python -m pyws serve finds its demo programs inside the installed package.
+from pyws.__main__ import _examples  # noqa: E402
+
+demos = _examples()
+assert (demos / "echo.py").is_file() and (demos / "chat" / "static" / "index.html").is_file()
+assert "site-packages" in str(demos), f"demos outside the installed package: {demos}"
+print(f"echo ok: pyws {pyws.__version__} from {pyws.__file__}; demos in {demos}")
 print("  C libraries:", *libs, sep="\n    ")
 EOF
 

@@ -792,9 +792,15 @@ def _broken_while_broadcasting(scene: Scene, tcp: bool) -> None:
 
     def burst(first: int) -> None:
         # Several broadcasts in a row, with no wait in between: under gevent
-        # they are written together once this task yields.
-        for i in range(first, first + 5):
-            assert hub.broadcast("r", f"m{i}") == 3
+        # they are written together once this task yields.  Once the dead
+        # member's socket is broken, the count drops to 2 when the reset is
+        # noticed: by the hub's write, or (threads) by a reader of that
+        # connection first; when exactly is the kernel's business.
+        counts = [hub.broadcast("r", f"m{i}") for i in range(first, first + 5)]
+        if first == 0:
+            assert counts == [3] * 5
+        else:
+            assert counts == sorted(counts, reverse=True) and set(counts) <= {2, 3}, counts
     call_bounded(scene.env, burst, 0)
     for _, peer in peers:
         peer.wait_frames(5)
