@@ -10,7 +10,6 @@ in the package as ``pyws._examples``).
 from __future__ import annotations
 
 import argparse
-import os
 import runpy
 import sys
 import threading
@@ -117,5 +116,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

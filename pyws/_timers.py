@@ -68,9 +68,6 @@ class TimerQueue:
         elif first:
             self._wake.set()  # earlier than what the task sleeps for
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def _run(self) -> None:
         heap = self._heap
         while True:

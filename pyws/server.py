@@ -78,11 +78,12 @@ class WebSocketServer(WSGIServer):  # type: ignore[misc, unused-ignore]
     ``clients`` maps each open WebSocket's client address to its
     :class:`pyws.handler.Client` (``address``, ``ws``, and whatever
     attributes the application sets on it) while its application runs.
-    ``logger`` is where the handler logs its requests (not the WebSocket
-    ones) and its handshake steps: silent unless ``debug``, or unless the
-    program's own logging configuration takes its records (it propagates).
-    Without ``debug``, pywsgi's access log (``log=``) also shows every
-    request, WebSockets included (gevent-websocket's shows none).
+    ``logger`` takes the handler's handshake steps (at DEBUG) and, under
+    ``debug``, its request lines (not the WebSocket ones), as
+    gevent-websocket's does: shown on stderr only with ``debug``, and
+    propagated to the program's own logging configuration either way.
+    Without ``debug``, the request lines go to pywsgi's access log (``log=``)
+    instead, WebSockets included (gevent-websocket's shows none).
     """
 
     handler_class = WebSocketHandler
