@@ -248,11 +248,11 @@ class Queue:
     """A bounded FIFO for the tasks of one loop, with the methods of
     ``queue.Queue`` that pyws uses (``get`` waits in a worker)."""
 
-    __slots__ = ("_items", "_maxsize", "_getters")
+    __slots__ = ("_items", "maxsize", "_getters")
 
     def __init__(self, maxsize: int = 0) -> None:
         self._items: Deque[Any] = collections.deque()
-        self._maxsize = maxsize
+        self.maxsize = maxsize
         self._getters: Deque[asyncio.Future[None]] = collections.deque()
 
     def qsize(self) -> int:
@@ -262,7 +262,7 @@ class Queue:
         return not self._items
 
     def full(self) -> bool:
-        return 0 < self._maxsize <= len(self._items)
+        return 0 < self.maxsize <= len(self._items)
 
     def put_nowait(self, item: Any) -> None:
         if self.full():

@@ -560,3 +560,45 @@ def test_a_client_that_sends_no_request_gets_408(mode):
         return answer.split(b"\r\n")[0]
 
     assert serve_and(echo, mode, body, handshake_timeout=0.2) == b"HTTP/1.1 408 Request Timeout"
+
+
+# -- broadcast ----------------------------------------------------------------
+
+def test_a_hub_broadcasts_to_asyncio_members_in_order(mode):
+    """The group chat's Hub works from coroutines: members join, each
+    message one of them sends goes to all others, none lost, each sender's
+    in its order; members leave when they close."""
+    from pyws import Hub
+
+    hub = Hub()
+
+    async def handler(ws: pyws.asyncio.WebSocket) -> None:
+        hub.join(ws, "room")
+        await ws.send("joined")
+        async for message in ws:
+            hub.broadcast("room", message, exclude=ws)
+
+    async def body(served: Served) -> List[List[str]]:
+        clients = [await served.connect() for _ in range(4)]
+        for ws in clients:
+            assert await ws.receive() == "joined"
+        assert len(hub.members("room")) == 4
+        for index in range(50):
+            await clients[index % 4].send(f"{index % 4}:{index}")
+        received = []
+        for position, ws in enumerate(clients):
+            mine = [await ws.receive() for _ in range(50 - len(range(position, 50, 4)))]
+            received.append(mine)
+        for ws in clients:
+            await ws.close()
+        return received
+
+    received = serve_and(handler, mode, body)
+    for position, got in enumerate(received):
+        # Connections race one another; each sender's messages keep their order.
+        for sender in range(4):
+            mine = [m for m in got if m.startswith(f"{sender}:")]
+            expected = [] if sender == position else [
+                f"{sender}:{i}" for i in range(sender, 50, 4)]
+            assert mine == expected
+    assert hub.members("room") == []
