@@ -467,6 +467,35 @@ def test_a_cancelled_receive_loses_no_message(mode):
     assert serve_and(handler, mode, body) == (False, "late")
 
 
+def test_a_receive_cancelled_after_its_message_was_read_loses_nothing(monkeypatch):
+    """The fd transport's reader callback reads the message for the waiting
+    receive; if that receive is cancelled before it runs again (a timeout
+    firing in the same turn of the loop), the next receive gets it."""
+    waiting: List[asyncio.Task[Any]] = []
+    original = AsyncioFdTransport._on_readable
+
+    def read_then_cancel(self: AsyncioFdTransport) -> None:
+        reader = self._reader
+        original(self)
+        if waiting and reader is not None and reader.done() and not reader.cancelled():
+            waiting.pop().cancel()  # after the read, before the task resumes
+
+    async def main() -> List[Any]:
+        async with pyws.asyncio.serve(echo, "127.0.0.1", 0) as server, \
+                pyws.asyncio.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            monkeypatch.setattr(AsyncioFdTransport, "_on_readable", read_then_cancel)
+            task = asyncio.ensure_future(ws.receive())
+            await asyncio.sleep(0)
+            waiting.append(task)
+            await ws.send("kept")
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            monkeypatch.setattr(AsyncioFdTransport, "_on_readable", original)
+            return [await ws.receive(), waiting]
+
+    assert run(main()) == ["kept", []]
+
+
 def test_only_the_loop_thread_is_used():
     """Nothing pyws does under asyncio starts a thread."""
     async def main() -> int:
