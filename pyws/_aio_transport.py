@@ -32,7 +32,7 @@ from typing import Any, Callable, List, Optional, Union
 
 from . import _aio, _core
 from ._timers import TimerQueue
-from .transport import _WAIT, DIRECT_IO, Received, Transport, _FdTransport
+from .transport import _WAIT, DIRECT_IO, EVENTS, Received, Transport, _FdTransport
 
 __all__ = ["AsyncioTransport", "AsyncioFdTransport", "transport_for", "READ_LIMIT"]
 
@@ -271,7 +271,7 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
     cooperative = True
     defers = True
     __slots__ = ("aio", "loop", "_fd", "_reader", "_reader_proto", "_deferred", "_watching",
-                 "_kept")
+                 "_kept", "_direct")
 
     def __init__(self, aio: asyncio.BaseTransport) -> None:
         original = aio.get_extra_info("socket")
@@ -289,6 +289,7 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
         # What the reader callback read for a receive cancelled before it
         # could take it: the next fill returns it, so no message is lost.
         self._kept: Optional[Received] = None
+        self._direct = False  # a coroutine awaits the shared reader future itself
 
     @staticmethod
     def usable(aio: asyncio.BaseTransport) -> bool:
@@ -304,38 +305,75 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
 
     def fill(self, proto: _core.Protocol, deadline: Optional[float] = None,
              deferred: bool = False) -> Received:
+        while True:
+            kept = self._kept
+            if kept is not None:
+                self._kept = None
+                return kept
+            got = proto.receive_from(self._fd, False, deferred)
+            if got.__class__ is not int or got != _WAIT:
+                return got
+            self._wait_read(self.read_soon(proto, deferred), deadline)
+
+    def take(self, proto: _core.Protocol, deferred: bool) -> Received:
+        """A message the reader callback kept, or one read now without
+        waiting; else an int as ``receive_from``'s (a kept one stays for
+        ``fill``).  For ``WebSocket.take_ready``."""
         kept = self._kept
         if kept is not None:
+            if kept.__class__ is int:
+                return EVENTS
             self._kept = None
             return kept
-        got = proto.receive_from(self._fd, False, deferred)
-        if got.__class__ is not int or got != _WAIT:
-            return got
-        return self._await_read(proto, deadline, deferred)  # type: ignore[no-any-return]
+        return proto.receive_from(self._fd, False, deferred)
 
-    def _await_read(self, proto: Optional[_core.Protocol], deadline: Optional[float],
-                    deferred: bool = False) -> Any:
-        """Wait until the socket is readable; with ``proto``, what its
-        ``receive_from`` gave once it had more than a wait to say."""
+    def read_soon(self, proto: Optional[_core.Protocol], deferred: bool,
+                  direct: bool = False) -> Optional[asyncio.Future[None]]:
+        """A future done once the socket was readable and, with ``proto``,
+        its ``receive_from`` had more than a wait to say (kept for ``take``
+        and ``fill``, so that a waiter cancelled meanwhile loses nothing).
+        Every waiter of the moment shares it.  One coroutine may await it
+        ``direct``ly (then call ``read_done``), which cancels it if that
+        coroutine is cancelled; a second gets None.  Others wait on a future
+        of their own chained to it (``_wait_read``), so that neither a
+        cancellation nor a timeout of theirs reaches the shared one."""
         if self._fd < 0 or self.fileno() < 0:
             raise OSError(errno.EBADF, "socket closed")
-        reader = self._reader = self.loop.create_future()
+        if direct:
+            if self._direct:
+                return None
+            self._direct = True
+        reader = self._reader
+        if reader is None or reader.done():
+            reader = self._reader = self.loop.create_future()
         self._reader_proto = proto
         self._deferred = deferred
         if not self._watching:
             self.loop.add_reader(self._fd, self._on_readable)
             self._watching = True
+        return reader
+
+    def read_done(self) -> None:
+        """The direct waiter of ``read_soon`` is no longer waiting."""
+        self._direct = False
+
+    def _wait_read(self, reader: Optional[asyncio.Future[None]],
+                   deadline: Optional[float]) -> None:
+        assert reader is not None
+        waiter: asyncio.Future[None] = self.loop.create_future()
+
+        def wake(_: asyncio.Future[None]) -> None:
+            if not waiter.done():
+                waiter.set_result(None)  # done, failed or cancelled: look again
+
+        reader.add_done_callback(wake)
         try:
-            return _aio.wait_future(reader, None if deadline is None
-                                    else max(deadline - time.monotonic(), 0.0))
-        except BaseException:
-            # Cancelled (or timed out) just after the callback read for us.
-            if (proto is not None and reader.done() and not reader.cancelled()
-                    and reader.exception() is None):
-                self._kept = reader.result()
-            raise
+            _aio.wait_future(waiter, None if deadline is None
+                             else max(deadline - time.monotonic(), 0.0))
         finally:
-            self._reader = self._reader_proto = None
+            reader.remove_done_callback(wake)
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]
 
     def _on_readable(self) -> None:
         reader = self._reader
@@ -345,21 +383,20 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
             self._watching = False
             return
         proto = self._reader_proto
-        if proto is None:
-            reader.set_result(None)
-            return
-        try:
-            got = proto.receive_from(self._fd, True, self._deferred)
-        except BaseException as exc:
-            reader.set_exception(exc)
-            return
-        if got.__class__ is int and got == _WAIT:
-            return  # the readiness was consumed already, or the message is not complete
-        reader.set_result(got)
+        if proto is not None:
+            try:
+                got = proto.receive_from(self._fd, True, self._deferred)
+            except BaseException as exc:
+                reader.set_exception(exc)
+                return
+            if got.__class__ is int and got == _WAIT:
+                return  # the readiness was consumed already, or the message is not complete
+            self._kept = got
+        reader.set_result(None)
 
     def wait(self, write: bool, deadline: Optional[float]) -> None:
         if not write:
-            self._await_read(None, deadline)
+            self._wait_read(self.read_soon(None, False), deadline)
             return
         if self.fileno() < 0:
             raise OSError(errno.EBADF, "socket closed")

@@ -53,7 +53,7 @@ from .compression import Compression
 from .exceptions import ConnectionClosed, HandshakeError
 from .options import DEFAULTS, Options
 from .transport import Transport
-from .websocket import Message, close_quietly
+from .websocket import READ_SLOW, READ_WAIT, Message, close_quietly
 from .websocket import WebSocket as Session
 
 __all__ = ["WebSocket", "serve", "Server", "connect", "ConnectionClosed", "HandshakeError"]
@@ -79,7 +79,8 @@ class WebSocket:
     read here; do not call its blocking methods from a coroutine).
     """
 
-    __slots__ = ("session", "request_headers", "remote_address", "__weakref__")
+    __slots__ = ("session", "request_headers", "remote_address", "_reads_soon",
+                 "__weakref__")
 
     def __init__(self, session: Session, request_headers: Sequence[Tuple[str, str]] = (),
                  remote_address: Any = None) -> None:
@@ -88,6 +89,8 @@ class WebSocket:
         self.request_headers: List[Tuple[str, str]] = list(request_headers)
         #: The peer's address.
         self.remote_address = remote_address
+        # Whether the transport lets a receive await readiness in the loop.
+        self._reads_soon = hasattr(session.transport, "read_soon")
 
     # -- the session's state ---------------------------------------------------
 
@@ -139,7 +142,14 @@ class WebSocket:
 
     async def receive(self) -> Optional[Message]:
         """The next message; None once at the end, then ConnectionClosed."""
-        return await _aio.call(self.session.receive)
+        session = self.session
+        if self._reads_soon:
+            # receive()'s first step, in the loop; waiting for readiness is
+            # an await here.  Anything else takes the whole receive().
+            got = await _take(session)
+            if got is not READ_SLOW:
+                return got  # type: ignore[no-any-return]
+        return await _aio.call(session.receive)
 
     async def send(self, message: Union[str, bytes, bytearray, memoryview],
                    binary: Optional[bool] = None) -> None:
@@ -164,7 +174,12 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> Message:
-        message = await _aio.call(self.session.next_message)
+        session = self.session
+        if self._reads_soon:
+            got = await _take(session)  # as in receive()
+            if got is not READ_SLOW:
+                return got  # type: ignore[no-any-return]
+        message = await _aio.call(session.next_message)
         if message is None:
             raise StopAsyncIteration
         return message
@@ -175,6 +190,27 @@ class WebSocket:
     async def __aexit__(self, exc_type: Optional[Type[BaseException]],
                         exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         await self.close()
+
+
+async def _take(session: Session) -> Any:
+    """``receive()``'s first step in the loop (``Session.take_ready``),
+    awaiting the socket's readiness here: a message, or ``READ_SLOW`` when
+    the whole ``receive()`` must run (in a worker)."""
+    while True:
+        got = session.take_ready()
+        if got is not READ_WAIT:
+            return got
+        ready = session.read_soon()
+        if ready is None:
+            return READ_SLOW  # another coroutine waits on it
+        try:
+            await ready
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return READ_SLOW  # receive() meets the error again
+        finally:
+            session.read_done()
 
 
 # -- the server ------------------------------------------------------------------

@@ -126,6 +126,13 @@ class Transport:
         proto.receive_data(data)
         return EVENTS
 
+    def take(self, proto: _core.Protocol, deferred: bool) -> Received:
+        """A message to be had without waiting or handling events, for
+        ``WebSocket.take_ready``; else an int: 0 when only readiness is
+        missing (transports with ``read_soon``), EVENTS otherwise (``fill``
+        must run).  Here: always EVENTS."""
+        return EVENTS
+
     def readable(self) -> bool:
         """Is something there to read (data or EOF), without waiting?"""
         pending = getattr(self.sock, "pending", None)

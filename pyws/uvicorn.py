@@ -62,9 +62,14 @@ Headers = List[Tuple[bytes, bytes]]
 
 # The stages of a connection.
 _HANDSHAKE = 0  # reading the request, then waiting for the app's answer
+_ACCEPTING = 4  # the 101 is written, the session is being made
 _OPEN = 1  # accepted: the session runs
 _RESPONDING = 2  # sending a denial response (websocket.http.response)
 _DONE = 3  # refused, or the connection is gone
+
+#: The answer to a handshake the application failed (as uvicorn's own).
+_INTERNAL_ERROR = (500, [(b"content-type", b"text/plain; charset=utf-8")],
+                   b"Internal Server Error")
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -188,7 +193,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 _aio.spawn(session._drop, 1012, "")
             return
         if self._stage == _HANDSHAKE:
-            self._respond_now(500, [], b"Internal Server Error")
+            self._respond_now(*_INTERNAL_ERROR)
 
     def _client_label(self) -> str:
         client = self.scope.get("client")
@@ -210,9 +215,11 @@ class WebSocketProtocol(asyncio.Protocol):
             if isinstance(exc, Exception):
                 logger.exception("Exception in ASGI application\n")
             if self._stage == _HANDSHAKE:
-                self._respond_now(500, [], b"Internal Server Error")
+                self._respond_now(*_INTERNAL_ERROR)
             elif self._stage == _OPEN:
                 await self._close_session(1011 if isinstance(exc, Exception) else 1001, "")
+            elif self._stage == _ACCEPTING:
+                self.transport.close()  # no session could be made after the 101
             if not isinstance(exc, Exception):
                 raise
             return
@@ -221,7 +228,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 logger.error("ASGI callable should return None, but returned '%s'.", result)
         if self._stage == _HANDSHAKE:
             logger.error("ASGI callable returned without completing handshake.")
-            self._respond_now(500, [], b"Internal Server Error")
+            self._respond_now(*_INTERNAL_ERROR)
         elif self._stage == _OPEN:
             await self._close_session(1000, "")
         elif self._stage == _RESPONDING:
@@ -240,7 +247,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self._connect_sent:
             self._connect_sent = True
             return {"type": "websocket.connect"}
-        if self._stage == _HANDSHAKE:
+        if self._stage in (_HANDSHAKE, _ACCEPTING):
             await self._answered.wait()
         session = self._session
         if self._stage != _OPEN or session is None:
@@ -281,6 +288,9 @@ class WebSocketProtocol(asyncio.Protocol):
             else:
                 raise RuntimeError("Expected ASGI message 'websocket.accept', 'websocket.close' "
                                    f"or 'websocket.http.response.start' but got '{kind}'.")
+        elif stage == _ACCEPTING:
+            raise RuntimeError(f"Unexpected ASGI message '{kind}' while "
+                               "'websocket.accept' is under way.")
         elif stage == _OPEN:
             session = cast(Session, self._session)
             if kind == "websocket.send":
@@ -323,6 +333,7 @@ class WebSocketProtocol(asyncio.Protocol):
         for name, value in self.default_headers + extra:
             headers.append((_text(name), _text(value)))
         logger.info("%s [accepted]", self._client_label())
+        self._stage = _ACCEPTING  # no HTTP answer may follow the 101 now
         self.transport.write(switching_protocols(headers))
         pending = bytes(self._buf[self._head_length:])
         self._buf = bytearray()
@@ -341,11 +352,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self._stage = _OPEN
         if self._lost and isinstance(transport, AsyncioTransport):
             transport.connection_lost(None)  # gone while the 101 was written
+        elif self._shutting_down:
+            _aio.spawn(self._session._drop, 1012, "")  # uvicorn stopped meanwhile
         self._answered.set()
 
     def _respond_now(self, status: int, headers: Headers, body: bytes) -> None:
         """Answer the handshake with an HTTP response and close."""
-        if self._stage in (_DONE, _OPEN):
+        if self._stage not in (_HANDSHAKE, _RESPONDING):
             return
         self._response = (status, headers)
         self._body = [body]

@@ -46,6 +46,11 @@ logger = logging.getLogger("pyws.websocket")
 #: What ``receive()`` returns: ``str`` for text, ``bytes`` for binary messages.
 Message = Union[str, bytes]
 
+#: ``take_ready()``: no message yet; only the socket's readiness is missing.
+READ_WAIT = object()
+#: ``take_ready()``: ``receive()`` itself must run.
+READ_SLOW = object()
+
 _TEXT = _core.TEXT
 _BINARY = _core.BINARY
 _FAIL = _core.FAIL
@@ -111,7 +116,8 @@ class WebSocket:
 
     __slots__ = (
         "_sock", "_proto", "_transport", "_lock", "_read_lock", "_messages",
-        "_dead", "_used", "_deferred", "_defers", "_timers", "_last_rx", "_ping_sent",
+        "_dead", "_used", "_deferred", "_defers", "_timers", "_timer_due", "_last_rx",
+        "_ping_sent",
         "_ping_payload", "_close_callbacks", "_close_socket", "_writer", "_end_told",
         "environ", "path", "origin", "protocol", "subprotocol", "version", "handler",
         "close_timeout",
@@ -207,9 +213,12 @@ class WebSocket:
         self._close_callbacks: List[Callable[[WebSocket], None]] = []
         if pending:
             self._process(bytes(pending))
+        # The due time of this connection's latest entry in the timer queue:
+        # an older entry that comes later is stale (see _timer_tick).
+        self._timer_due = 0.0
         if (ping_interval is not None or idle_timeout is not None) and not self._dead:
             self._timers = transport.timers()
-            self._timers.add(self._next_due(), self)
+            self._schedule(self._next_due())
 
     # -- state ---------------------------------------------------------------
 
@@ -346,6 +355,43 @@ class WebSocket:
         finally:
             lock.release()
 
+    def take_ready(self) -> Union[Message, object]:
+        """``receive()``'s first step, which never waits and handles no
+        event (package-internal: pyws.asyncio's receive takes it in the
+        loop, and awaits readiness itself): the next message if one is
+        there, in this session's queue, in the engine, or in what the socket
+        holds; else ``READ_WAIT``, when only the socket's readiness is
+        missing (await ``read_soon()``, then ask again), or ``READ_SLOW``,
+        when ``receive()`` itself must run: another reader, deferred replies
+        to flush, events to handle, the end."""
+        messages = self._messages
+        if messages:
+            return messages.popleft()
+        proto = self._proto
+        if self._dead or self._read_lock.locked() or (self._deferred
+                                                      and not proto.message_ready):
+            return READ_SLOW
+        try:
+            got = self._transport.take(proto, self._deferred)
+        except OSError:
+            return READ_SLOW  # receive() meets it again and ends the connection
+        if got.__class__ is int:
+            return READ_WAIT if got == 0 else READ_SLOW
+        self._used = True
+        if self._timers is not None:
+            self._last_rx = time.monotonic()
+        return got
+
+    def read_soon(self) -> Any:
+        """After ``READ_WAIT``: what to await before ``take_ready()`` again,
+        then call ``read_done()``; None when another coroutine awaits it
+        already (then ``receive()`` must run).  The transport's."""
+        return self._transport.read_soon(  # type: ignore[attr-defined]
+            self._proto, self._deferred, True)
+
+    def read_done(self) -> None:
+        self._transport.read_done()  # type: ignore[attr-defined]
+
     def __iter__(self) -> Iterator[Message]:
         """Yield messages until the connection is over (never raises at
         the end)."""
@@ -386,6 +432,11 @@ class WebSocket:
             elif kind == _PONG:
                 if value == self._ping_payload:
                     self._ping_payload = None
+                    # The next ping is due an interval after the last one,
+                    # which may come before the pong's deadline did.
+                    due = self._next_due()
+                    if self._timers is not None and due < self._timer_due:
+                        self._schedule(due)
             elif kind == _FAIL:
                 failed = True
                 _log_failure(self, *cast(Tuple[int, str], value))
@@ -730,8 +781,8 @@ class WebSocket:
         """A timer of this connection may be due (run in a task of its own
         by its TimerQueue): read what arrived, then ping, drop or close as
         the timers say, and queue the next due time."""
-        if self._dead:
-            return
+        if self._dead or time.monotonic() < self._timer_due:
+            return  # a stale entry: an earlier one was queued since
         try:
             if time.monotonic() >= self._next_due():  # else activity moved it
                 self._poll()
@@ -739,9 +790,12 @@ class WebSocket:
                     self._check_timers(time.monotonic())
         except Exception:
             logger.exception("WebSocket %s: keepalive task failed", self.path)
-        timers = self._timers
-        if timers is not None and not self._dead:
-            timers.add(self._next_due(), self)
+        if self._timers is not None and not self._dead:
+            self._schedule(self._next_due())
+
+    def _schedule(self, due: float) -> None:
+        self._timer_due = due
+        self._timers.add(due, self)  # type: ignore[union-attr]
 
     def _next_due(self) -> float:
         due = []

@@ -459,9 +459,11 @@ static int on_close_frame(pyws_conn *c) {
   if ((rv = push_copy(c, PYWS_EVENT_CLOSE, code, reason, reason_len)) != 0) {
     return rv;
   }
-  /* Echo the code, as section 5.5.1 suggests (the CLOSE event is queued
-     already, so a hold counts the messages before it). */
-  rv = close_in_turn(c, code, 0);
+  /* Echo the code, as section 5.5.1 suggests, and the reason with it, as
+     uvicorn's and websockets' servers do, so that a peer that closed with a
+     reason reads it back (the CLOSE event is queued already, so a hold
+     counts the messages before it). */
+  rv = close_in_turn(c, code, 1);
   if (rv != 0 && rv != PYWS_ERR_CLOSED) {
     return rv;
   }

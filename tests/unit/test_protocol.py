@@ -444,11 +444,11 @@ def test_close_handshake_client_initiated(feed):
     assert s.close_received is True
     assert (s.close_code, s.close_reason) == (1000, "bye")
     echo = s.data_to_send()
-    assert echo == b"\x88\x02\x03\xe8"
+    assert echo == b"\x88\x05\x03\xe8bye"  # the code and the reason, echoed
     assert s.close_sent is True
     assert s.state == CLOSED
     feed(c, echo)
-    assert c.events_received() == [(CLOSE, (1000, ""))]
+    assert c.events_received() == [(CLOSE, (1000, "bye"))]
     assert (c.state, c.close_sent, c.close_received) == (CLOSED, True, True)
     assert c.close_code == 1000
     assert c.data_to_send() == b""
@@ -465,10 +465,10 @@ def test_close_handshake_server_initiated(feed):
     assert (c.close_code, c.close_reason) == (1001, "going away")
     echo_wire = c.data_to_send()
     echo = only_frame(echo_wire)
-    assert (echo.opcode, echo.masked, echo.payload) == (OP_CLOSE, True, b"\x03\xe9")
+    assert (echo.opcode, echo.masked, echo.payload) == (OP_CLOSE, True, b"\x03\xe9going away")
     assert c.state == CLOSED
     feed(s, echo_wire)
-    assert s.events_received() == [(CLOSE, (1001, ""))]
+    assert s.events_received() == [(CLOSE, (1001, "going away"))]
     assert s.state == CLOSED
     assert s.data_to_send() == b""
 
@@ -533,7 +533,7 @@ def test_a_message_then_the_peers_close_in_one_read_lets_the_reply_go_first(feed
     p.send_text("echo: last words")
     assert p.events_received() == [(CLOSE, (1000, "bye"))]
     assert p.data_to_send() == unmasked(OP_TEXT, b"echo: last words") + \
-        unmasked(OP_CLOSE, close_payload(1000))
+        unmasked(OP_CLOSE, close_payload(1000, "bye"))
     assert (p.state, p.close_code) == (CLOSED, 1000)
 
 
@@ -571,7 +571,7 @@ def test_valid_close_code_is_reported_and_echoed(feed, code):
     p = server()
     feed(p, masked(OP_CLOSE, close_payload(code, "why")))
     assert p.events_received() == [(CLOSE, (code, "why"))]
-    assert p.data_to_send() == b"\x88\x02" + struct.pack("!H", code)
+    assert p.data_to_send() == b"\x88\x05" + struct.pack("!H", code) + b"why"
     assert p.close_code == code
 
 
