@@ -201,6 +201,10 @@ class UvicornPool:
         return server.start()
 
     def stop_all(self) -> None:
+        # SIGTERM them all first, so that they shut down side by side.
+        for server in self.servers.values():
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.terminate()
         for server in self.servers.values():
             server.stop()
 
@@ -249,3 +253,38 @@ def _browser_available() -> None:
 
 def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
+
+
+# The other server configurations (each started once per implementation).
+SMALL_LIMIT = 1000
+SMALL_LIMIT_OPTIONS = ("--ws-max-size", str(SMALL_LIMIT))
+PING_INTERVAL, PING_TIMEOUT = 0.2, 0.3
+PING_OPTIONS = ("--ws-ping-interval", str(PING_INTERVAL), "--ws-ping-timeout", str(PING_TIMEOUT))
+ROOT_PATH = "/prefix"
+ALT_HTTP = "h11"
+ALT_OPTIONS = ("--root-path", ROOT_PATH, "--no-server-header", "--header", "x-extra:from-cli",
+               "--ws-per-message-deflate", "false", "--ws-max-queue", "1")
+
+
+@pytest.fixture
+def small_limit_server(uvicorn_pool: UvicornPool, impl: str) -> Uvicorn:
+    """--ws-max-size 1000."""
+    return uvicorn_pool.get(impl, options=SMALL_LIMIT_OPTIONS)
+
+
+@pytest.fixture
+def ping_server(uvicorn_pool: UvicornPool, impl: str) -> Uvicorn:
+    """--ws-ping-interval 0.2 --ws-ping-timeout 0.3."""
+    return uvicorn_pool.get(impl, options=PING_OPTIONS)
+
+
+@pytest.fixture
+def alt_server(uvicorn_pool: UvicornPool, impl: str) -> Uvicorn:
+    """--http h11, a root path, no server header, an extra default header,
+    no permessage-deflate, --ws-max-queue 1."""
+    return uvicorn_pool.get(impl, http=ALT_HTTP, options=ALT_OPTIONS)
+
+
+@pytest.fixture
+def fastapi_server(uvicorn_pool: UvicornPool, impl: str) -> Uvicorn:
+    return uvicorn_pool.get(impl, app="fastapi")
