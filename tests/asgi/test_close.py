@@ -101,6 +101,14 @@ def test_client_close_echoed_then_tcp_closed_by_server(server, token):
     assert server.recorded_disconnect(token)["code"] == 4000
 
 
+def test_server_answers_client_close_with_the_same_code_and_reason(server):
+    """uvicorn's implementations echo the client's close frame whole."""
+    with RawClient(server.port) as client:
+        client.handshake("/echo")
+        reply = client_close(client, 4000, "client-bye")
+        assert (reply.close_code, reply.close_reason) == (4000, b"client-bye")
+
+
 def test_client_close_without_code_reaches_app_as_1005(server, token):
     with RawClient(server.port) as client:
         client.handshake(f"/record?id={token}")

@@ -9,6 +9,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.asgi import starlette_app as app
 from tests.asgi.support import raw_request, ws_connect, wsc_connect
+from tests.wire import RawClient, upgrade_request
 
 
 def test_accept_answers_101_and_the_connection_echoes(server):
@@ -158,6 +159,8 @@ def test_app_ending_before_accept_answers_500(server, path):
     with client:
         assert resp.status == 500
         assert resp.body == b"Internal Server Error"
+        assert resp.header("content-type") == "text/plain; charset=utf-8"
+        assert client.expect_eof() is not None
 
 
 def test_app_exception_before_accept_is_logged(server):
@@ -192,3 +195,36 @@ def test_denied_connection_is_logged_with_its_status(server):
     client.close()
     assert resp.status == app.DENIAL_STATUS
     assert server.wait_for_line(r'127\.0\.0\.1:\d+ - "WebSocket /deny" 401', 10, start)
+
+
+@pytest.mark.parametrize("kwargs, statuses", [
+    ({"omit": ("sec-websocket-key",)}, {400}),
+    ({"key": "tooshort"}, {400}),
+    ({"ws_version": "8"}, {400, 426}),
+    ({"method": "POST"}, {400, 405}),
+], ids=["no-key", "bad-key", "version-8", "post"])
+def test_invalid_upgrade_request_is_refused_with_4xx_and_closed(server, impl, kwargs, statuses):
+    if impl == "wsproto" and "key" in kwargs:
+        pytest.skip("uvicorn's wsproto implementation accepts a malformed Sec-WebSocket-Key")
+    with RawClient(server.port) as client:
+        request, _ = upgrade_request(f"127.0.0.1:{server.port}", "/echo", **kwargs)
+        client.send(request)
+        resp = client.read_http_response()
+        assert resp.status in statuses, (resp.status, resp.headers, resp.body)
+        if resp.status == 426:
+            assert resp.header("Sec-WebSocket-Version") == "13"
+        client.expect_eof()
+
+
+def test_invalid_upgrade_request_never_reaches_the_app(server, token):
+    start = server.line_count()
+    with RawClient(server.port) as client:
+        request, _ = upgrade_request(f"127.0.0.1:{server.port}", f"/record?id={token}",
+                                     omit=("sec-websocket-key",))
+        client.send(request)
+        assert client.read_http_response().status == 400
+    # /record accepts at once: an [accepted] line would show the app ran.
+    status, body = server.get_json(f"/disconnects/{token}?timeout=0.5")
+    assert status == 404, body
+    assert server.wait_for_line(r'"WebSocket /record\?id=' + token + r'" \[accepted\]',
+                                0, start) is None
