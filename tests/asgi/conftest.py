@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -52,6 +51,8 @@ class Uvicorn(ServerLog):
     line into the log file and ``lines``, so a test can wait for a line (the
     app prints ``DISCONNECT {...}`` lines) and the pipe never fills."""
 
+    _started = 0
+
     def __init__(self, impl: str, app: str = "starlette", http: str = "httptools",
                  options: Tuple[str, ...] = (), log_dir: Optional[Path] = None) -> None:
         self.impl = impl
@@ -64,7 +65,8 @@ class Uvicorn(ServerLog):
                      "--ws", IMPLS[impl], "--http", http, "--lifespan", "on",
                      *self.options]
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{impl}-{app}-{http}-{'-'.join(options)}")
-        self.log_path = (log_dir or Path("/tmp")) / f"uvicorn-{slug}-{os.getpid()}.log"
+        Uvicorn._started += 1
+        self.log_path = (log_dir or Path("/tmp")) / f"uvicorn-{Uvicorn._started:03d}-{slug}.log"
         self.lines: List[str] = []
         self._cond = threading.Condition()
         self._eof = False
@@ -188,7 +190,14 @@ class UvicornPool:
             options: Tuple[str, ...] = ()) -> Uvicorn:
         key = (impl, app, http, tuple(options))
         server = self.servers.get(key)
-        if server is None or server.proc is None or server.proc.poll() is not None:
+        if server is not None and server.proc is not None and server.proc.poll() is not None:
+            # It died under an earlier test: start another for the tests to
+            # come, and fail this one with the dead server's last words.
+            self.servers[key] = Uvicorn(impl, app, http, options, self.log_dir).start()
+            pytest.fail(f"{server.name} exited with status {server.proc.returncode} during an "
+                        f"earlier test\n--- its output ---\n" + "\n".join(server.lines[-60:]),
+                        pytrace=False)
+        if server is None:
             server = Uvicorn(impl, app, http, options, self.log_dir).start()
             self.servers[key] = server
         return server
@@ -249,10 +258,6 @@ def _browser_available() -> None:
         import selenium  # noqa: F401
     except ImportError:
         pytest.skip("Chromium test skipped: selenium is not installed")
-
-
-def signal_name(signum: int) -> str:
-    return signal.Signals(signum).name
 
 
 # The other server configurations (each started once per implementation).

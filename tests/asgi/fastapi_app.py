@@ -24,8 +24,16 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator, Dict, Optional
 
-from fastapi import Depends, FastAPI, Header, Query, WebSocket, WebSocketDisconnect
-from fastapi import WebSocketException, status
+from fastapi import (
+    Depends,
+    FastAPI,
+    Header,
+    Query,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketException,
+    status,
+)
 from fastapi.responses import JSONResponse
 
 from tests.asgi.starlette_app import disconnects, record_disconnect

@@ -23,6 +23,9 @@ Endpoints (``?id=TOKEN`` on any WebSocket endpoint records the
   router added to it), as JSON, then waits for the disconnect.
 - ``/record``: accepts and receives until the disconnect.
 - ``/big?size=N``: sends one binary message of N bytes, then echoes.
+- ``/send-after-disconnect``: once disconnected, sends; records what that raised.
+- ``/flood?size=&count=``: sends to a client that is not reading; prints
+  when a send first waits.
 - ``/raise-before-accept``, ``/raise-after-accept``,
   ``/return-before-accept``, ``/return-after-accept``: app failures.
 - ``/disconnects/TOKEN`` (HTTP): the disconnect recorded under TOKEN, as
@@ -69,12 +72,13 @@ def _event(token: str) -> asyncio.Event:
     return _arrived.setdefault(token, asyncio.Event())
 
 
-def record_disconnect(websocket: WebSocket, message: Dict[str, Any]) -> None:
+def record_disconnect(websocket: WebSocket, message: Dict[str, Any], **extra: Any) -> None:
     """Keep the ``websocket.disconnect`` event the app received, if the
     client gave an ``id``; print it either way."""
     token = websocket.query_params.get("id")
-    entry = {"id": token, "path": websocket.url.path, "code": message.get("code"),
-             "has_reason": "reason" in message, "reason": message.get("reason")}
+    entry = {"id": token, "path": websocket.url.path, "type": message.get("type"),
+             "code": message.get("code"),
+             "has_reason": "reason" in message, "reason": message.get("reason"), **extra}
     print("DISCONNECT " + json.dumps(entry), flush=True)
     if token:
         _disconnects[token] = entry
@@ -164,6 +168,8 @@ async def reject(websocket: WebSocket) -> None:
     message = await websocket.receive()
     assert message["type"] == "websocket.connect", message
     await websocket.close(code=4403, reason="not you")
+    # The server must still tell the app the connection is over.
+    record_disconnect(websocket, await websocket.receive())
 
 
 async def hold_before_accept(websocket: WebSocket) -> None:
@@ -192,6 +198,11 @@ async def close(websocket: WebSocket) -> None:
 async def deny(websocket: WebSocket) -> None:
     response = PlainTextResponse(DENIAL_BODY, status_code=DENIAL_STATUS, headers=DENIAL_HEADERS)
     await websocket.send_denial_response(response)
+    # Starlette's denial did not wait for websocket.connect: skip it.
+    message = await websocket.receive()
+    if message["type"] == "websocket.connect":
+        message = await websocket.receive()
+    record_disconnect(websocket, message)
 
 
 async def deny_stream(websocket: WebSocket) -> None:
@@ -223,6 +234,56 @@ async def big(websocket: WebSocket) -> None:
     await websocket.accept()
     await websocket.send_bytes(bytes(range(256)) * (size // 256) + bytes(size % 256))
     await receive_until_disconnect(websocket, echo=True)
+
+
+class SendAfterDisconnect:
+    """A plain ASGI app (Starlette's WebSocket would turn the error into its
+    own): receives until the disconnect, then sends. ASGI says the server
+    raises an OSError subclass there (uvicorn: ClientDisconnected)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _send_after_disconnect(scope, receive, send)
+
+
+async def _send_after_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            break
+    try:
+        await send({"type": "websocket.send", "text": "too late"})
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        error = {"send_error": type(exc).__name__,
+                 "send_error_is_oserror": isinstance(exc, OSError)}
+    else:
+        error = {"send_error": None, "send_error_is_oserror": False}
+    record_disconnect(WebSocket(scope, receive, send), message, **error)
+
+
+async def flood(websocket: WebSocket) -> None:
+    """Sends ``?count=`` messages of ``?size=`` bytes to a client that does not
+    read yet; prints ``FLOOD TOKEN blocked after N`` the first time a send
+    waits (the server's write buffer is full), ``FLOOD TOKEN done N`` at the end."""
+    token = websocket.query_params.get("id")
+    size = int(websocket.query_params["size"])
+    count = int(websocket.query_params["count"])
+    loop = asyncio.get_running_loop()
+    await websocket.accept()
+    blocked = []
+
+    def report_blocked(i: int) -> None:  # runs while send() is still waiting
+        blocked.append(i)
+        print(f"FLOOD {token} blocked after {i}", flush=True)
+
+    for i in range(count):
+        watchdog = None if blocked else loop.call_later(0.25, report_blocked, i)
+        await websocket.send_bytes(i.to_bytes(4, "big") * (size // 4))
+        if watchdog is not None:
+            watchdog.cancel()
+    print(f"FLOOD {token} done {count}", flush=True)
+    await receive_until_disconnect(websocket)
 
 
 class AppFailure(Exception):
@@ -289,14 +350,17 @@ ws.onmessage = (event) => {
     show("binary", Array.from(new Uint8Array(event.data)).join(","));
     ws.send(bigText);
   } else if (step === 3) {
-    show("big", event.data === bigText ? "same " + event.data.length : "differs " + event.data.length);
+    const same = event.data === bigText ? "same " : "differs ";
+    show("big", same + event.data.length);
     ws.close(4001, "browser done");
   }
 };
-ws.onclose = (event) => show("closed", event.code + " " + event.reason + " " + event.wasClean);
+const describe = (event) => event.code + " " + event.reason + " " + event.wasClean;
+ws.onclose = (event) => show("closed", describe(event));
 
-const closer = new WebSocket(base + "/close?code=4002&reason=" + encodeURIComponent("server says bye"));
-closer.onclose = (event) => show("server-close", event.code + " " + event.reason + " " + event.wasClean);
+const bye = encodeURIComponent("server says bye");
+const closer = new WebSocket(base + "/close?code=4002&reason=" + bye);
+closer.onclose = (event) => show("server-close", describe(event));
 </script>
 </body></html>
 """
@@ -326,6 +390,8 @@ routes = [
     WebSocketRoute("/scope/{rest:path}", scope_report),
     WebSocketRoute("/record", record),
     WebSocketRoute("/big", big),
+    WebSocketRoute("/send-after-disconnect", SendAfterDisconnect()),
+    WebSocketRoute("/flood", flood),
     WebSocketRoute("/raise-before-accept", raise_before_accept),
     WebSocketRoute("/raise-after-accept", raise_after_accept),
     WebSocketRoute("/return-before-accept", return_before_accept),

@@ -10,8 +10,16 @@ import websocket as websocket_client  # websocket-client
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websockets_connect
 
-from tests.wire import (OP_CLOSE, OP_PING, OP_PONG, Frame, HttpResponse, RawClient,
-                        close_payload, upgrade_request)
+from tests.wire import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    Frame,
+    HttpResponse,
+    RawClient,
+    close_payload,
+    upgrade_request,
+)
 
 TIMEOUT = 10.0
 

@@ -8,8 +8,14 @@ import pytest
 import websocket as websocket_client
 from websockets.exceptions import ConnectionClosed
 
-from tests.asgi.support import (answer_close, client_close, read_frames_until_close,
-                                ws_connect, wsc_connect)
+from tests.asgi.support import (
+    answer_close,
+    client_close,
+    raw_request,
+    read_frames_until_close,
+    ws_connect,
+    wsc_connect,
+)
 from tests.wire import OP_CLOSE, OP_TEXT, RawClient, close_payload
 
 
@@ -25,9 +31,9 @@ def _close_url(server, code, reason="", after=0, token=None):
     (4999, "au revoir \u00e9\u4e16"), (3000, "x" * 123),
 ], ids=["1000", "1001", "1011", "4001", "unicode-reason", "max-reason"])
 def test_close_code_and_reason_from_app_reach_client(server, code, reason):
-    with ws_connect(_close_url(server, code, reason)) as ws:
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv(timeout=10)
+    with ws_connect(_close_url(server, code, reason)) as ws, \
+            pytest.raises(ConnectionClosed) as info:
+        ws.recv(timeout=10)
     assert info.value.rcvd is not None, "the client got no close frame"
     assert (info.value.rcvd.code, info.value.rcvd.reason) == (code, reason)
 
@@ -166,6 +172,51 @@ def test_close_frame_from_client_after_app_closed_completes_handshake(server, to
         client.handshake("/close?code=4010&reason=crossing&after=1")
         client.send_frame(OP_TEXT, "trigger")
         client.send_frame(OP_CLOSE, close_payload(4011, "client crossing"))
-        frames, close = read_frames_until_close(client)
+        _, close = read_frames_until_close(client)
         assert close is not None and close.close_code in (4010, 4011)
         client.expect_eof()
+
+
+def test_app_gets_a_disconnect_after_its_close_before_accept(server, token):
+    client, resp = raw_request(server.port, f"/reject?id={token}")
+    with client:
+        assert resp.status == 403
+    record = server.recorded_disconnect(token)
+    assert (record["type"], record["code"]) == ("websocket.disconnect", 1006), record
+
+
+def test_app_gets_a_disconnect_after_its_denial_response(server, token):
+    client, resp = raw_request(server.port, f"/deny?id={token}")
+    with client:
+        assert resp.status == 401
+    record = server.recorded_disconnect(token)
+    assert (record["type"], record["code"]) == ("websocket.disconnect", 1006), record
+
+
+# uvicorn's websockets implementation raises RuntimeError there; the others
+# raise ClientDisconnected, an OSError, as the ASGI spec asks.
+SEND_AFTER_DISCONNECT_ERRORS = {"websockets": "RuntimeError"}
+
+
+def test_send_after_disconnect_raises_oserror_in_the_app(server, impl, token):
+    with ws_connect(server.url(f"/send-after-disconnect?id={token}")) as ws:
+        ws.close(1000)
+    record = server.recorded_disconnect(token)
+    assert record["code"] == 1000
+    if impl in SEND_AFTER_DISCONNECT_ERRORS:
+        assert record["send_error"] == SEND_AFTER_DISCONNECT_ERRORS[impl]
+    else:
+        assert record["send_error_is_oserror"], record
+        assert record["send_error"] == "ClientDisconnected", record
+
+
+def test_new_connections_work_after_an_app_send_failed_on_a_closed_one(server, token):
+    """A send that fails (the client had gone) must leave nothing behind
+    that breaks the next connections' handshakes or messages."""
+    with ws_connect(server.url(f"/send-after-disconnect?id={token}")) as ws:
+        ws.close(1000)
+    assert server.recorded_disconnect(token)["send_error"] is not None
+    for i in range(10):
+        with ws_connect(server.url("/echo")) as ws:
+            ws.send(f"after the failed send {i}")
+            assert ws.recv(timeout=10) == f"after the failed send {i}"

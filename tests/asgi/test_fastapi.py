@@ -34,9 +34,9 @@ def test_json_messages_round_trip(fastapi_server, token):
 def test_path_parameter_validation_error_refuses_the_handshake_with_403(fastapi_server):
     """FastAPI closes before accept on a validation error (item_id not an
     int): uvicorn answers 403."""
-    with pytest.raises(InvalidStatus) as info:
-        with ws_connect(fastapi_server.url("/items/not-a-number/ws")):
-            pass
+    with pytest.raises(InvalidStatus) as info, \
+            ws_connect(fastapi_server.url("/items/not-a-number/ws")):
+        pass
     assert info.value.response.status_code == 403
 
 

@@ -108,9 +108,8 @@ def test_close_before_accept_answers_403(server):
 
 
 def test_close_before_accept_is_403_for_websockets_client(server):
-    with pytest.raises(InvalidStatus) as info:
-        with ws_connect(server.url("/reject")):
-            pass
+    with pytest.raises(InvalidStatus) as info, ws_connect(server.url("/reject")):
+        pass
     assert info.value.response.status_code == 403
 
 
@@ -135,9 +134,8 @@ def test_denial_response_status_headers_and_body_reach_client(server):
 
 
 def test_denial_response_reaches_websockets_client(server):
-    with pytest.raises(InvalidStatus) as info:
-        with ws_connect(server.url("/deny")):
-            pass
+    with pytest.raises(InvalidStatus) as info, ws_connect(server.url("/deny")):
+        pass
     response = info.value.response
     assert response.status_code == app.DENIAL_STATUS
     assert response.headers["www-authenticate"] == app.DENIAL_HEADERS["www-authenticate"]

@@ -8,8 +8,7 @@ import pytest
 import websocket as websocket_client
 
 from tests.asgi.support import read_frames_until_close, ws_connect, wsc_connect
-from tests.wire import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient,
-                        build_frame)
+from tests.wire import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, build_frame
 
 UNICODE = "h\u00e9llo w\u00f6rld \u4e16\u754c \U0001f600"
 

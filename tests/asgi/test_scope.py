@@ -185,7 +185,7 @@ def test_scope_with_root_path_and_proxy_headers(alt_server):
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_scope_is_the_same_under_httptools_and_h11(uvicorn_pool, impl, http):
     server = uvicorn_pool.get(impl, http=http)
-    scope, client_port, sent = fetch_scope(server)
+    scope, client_port, _ = fetch_scope(server)
     assert scope["path"] == "/scope/caf\u00e9 x"
     assert scope["raw_path"] == {"bytes": PATH}
     assert scope["query_string"] == {"bytes": QUERY}

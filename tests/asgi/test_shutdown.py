@@ -57,7 +57,8 @@ def shutdown(request, uvicorn_pool: UvicornPool) -> ShutdownOutcome:
         request_bytes, _ = upgrade_request(f"127.0.0.1:{server.port}",
                                            f"/hold-before-accept?id={tokens['held']}")
         held.send(request_bytes)
-        assert server.wait_for_line(f"^HOLDING {tokens['held']}$", 10), "the app never got the held connection"
+        assert server.wait_for_line(f"^HOLDING {tokens['held']}$", 10), \
+            "the app never got the held connection"
 
         started = time.monotonic()
         server.send_signal(signum)
@@ -69,7 +70,7 @@ def shutdown(request, uvicorn_pool: UvicornPool) -> ShutdownOutcome:
             except ConnectionClosed as exc:
                 outcome.websockets_closes.append(
                     None if exc.rcvd is None else (exc.rcvd.code, exc.rcvd.reason))
-        frames, close = read_frames_until_close(raw, timeout=EXIT_TIMEOUT)
+        _, close = read_frames_until_close(raw, timeout=EXIT_TIMEOUT)
         if close is not None:
             outcome.raw_close_payload = close.payload
         try:
@@ -122,7 +123,8 @@ def test_shutdown_answers_500_to_a_handshake_not_yet_accepted(shutdown):
 
 
 def test_uvicorn_exits_after_the_shutdown(shutdown):
-    assert shutdown.exit_status is not None, f"uvicorn still running {EXIT_TIMEOUT}s after the signal"
+    assert shutdown.exit_status is not None, \
+        f"uvicorn still running {EXIT_TIMEOUT}s after the signal"
     assert shutdown.exit_status in (0, -shutdown.signum), shutdown.exit_status
     assert shutdown.seconds_to_exit < EXIT_TIMEOUT
     assert "LIFESPAN shutdown" in shutdown.lines
