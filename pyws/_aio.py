@@ -59,14 +59,14 @@ class _Worker(greenlet.greenlet):  # type: ignore[misc]
             del result
 
 
-_local = threading.local()
+class _Pool(threading.local):
+    """Idle workers, per thread (a greenlet runs only in its own thread)."""
+
+    def __init__(self) -> None:
+        self.workers: Deque[_Worker] = collections.deque()
 
 
-def _pool() -> Deque[_Worker]:
-    pool: Optional[Deque[_Worker]] = getattr(_local, "pool", None)
-    if pool is None:
-        pool = _local.pool = collections.deque()
-    return pool
+_pool = _Pool()
 
 
 async def call(function: Callable[..., T], *args: Any, **keywords: Any) -> T:
@@ -76,21 +76,21 @@ async def call(function: Callable[..., T], *args: Any, **keywords: Any) -> T:
     locks) and the error comes out here."""
     if keywords:
         function = functools.partial(function, **keywords)
-    pool = _pool()
-    worker = pool.pop() if pool else _Worker()
-    worker.parent = greenlet.getcurrent()
+    workers = _pool.workers
+    worker = workers.pop() if workers else _Worker()
+    current = greenlet.getcurrent()
+    if worker.parent is not current:
+        worker.parent = current
     kind, value = worker.switch(function, args)
-    try:
-        while kind == _WAIT:
-            try:
-                result = await value
-            except BaseException as exc:
-                kind, value = worker.throw(exc)
-            else:
-                kind, value = worker.switch(result)
-    finally:
-        if kind != _WAIT and len(pool) < _POOL_SIZE:
-            pool.append(worker)
+    while kind == _WAIT:
+        try:
+            result = await value
+        except BaseException as exc:
+            kind, value = worker.throw(exc)
+        else:
+            kind, value = worker.switch(result)
+    if len(workers) < _POOL_SIZE:
+        workers.append(worker)
     if kind == _RAISE:
         try:
             raise value

@@ -22,21 +22,72 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import select
 import socket
+import sys
+import threading
 import time
 from typing import Any, Callable, List, Optional, Union
 
 from . import _aio, _core
 from ._timers import TimerQueue
-from .transport import Transport
+from .transport import _WAIT, DIRECT_IO, Received, Transport, _FdTransport
 
-__all__ = ["AsyncioTransport", "READ_LIMIT"]
+__all__ = ["AsyncioTransport", "AsyncioFdTransport", "transport_for", "READ_LIMIT"]
 
 #: Bytes received and not yet taken by the session before reading pauses.
 READ_LIMIT = 64 * 1024
 
 
-class AsyncioTransport(Transport, asyncio.Protocol):
+_READ_SIZE = 65536
+
+
+class _Scratch(threading.local):
+    """The buffer asyncio reads into (``get_buffer``), one per thread: asyncio
+    calls ``get_buffer``, reads, and calls ``buffer_updated`` in one go, so
+    the connections of a loop can share it.  A plain ``Protocol`` would get
+    a new 256 KiB bytes object per read from asyncio, which glibc maps and
+    unmaps each time (three system calls per message)."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_READ_SIZE))
+
+
+_scratch = _Scratch()
+
+
+class _AsyncioWorld:
+    """The concurrency of an asyncio connection's world: tasks of the loop,
+    whose blocking session calls run in pyws/_aio.py's workers."""
+
+    __slots__ = ()
+
+    loop: asyncio.AbstractEventLoop
+
+    def new_lock(self) -> Any:
+        return _aio.Lock()
+
+    def new_event(self) -> Any:
+        return _aio.Event()
+
+    def new_queue(self, maxsize: int) -> Any:
+        return _aio.Queue(maxsize)
+
+    def spawn(self, function: Callable[..., None], *args: Any, name: str = "pyws") -> None:
+        _aio.spawn(function, *args)
+
+    def timers(self) -> TimerQueue:
+        return _aio.loop_timers()
+
+    def call_soon(self, function: Callable[..., None], *args: Any) -> None:
+        self.loop.call_soon(function, *args)
+
+    def may_wait(self) -> bool:
+        return _aio.in_worker()
+
+
+class AsyncioTransport(_AsyncioWorld, Transport, asyncio.BufferedProtocol):
     """The session's transport over the asyncio transport ``aio`` (see the
     module docstring).  Make it the protocol of ``aio`` (``set_protocol``)
     or let asyncio create it; bytes that arrived before go in ``pending``
@@ -70,7 +121,15 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self.aio = transport
         self.sock = transport.get_extra_info("socket")
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _scratch.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(_scratch.view[:nbytes].tobytes())
+
     def data_received(self, data: bytes) -> None:
+        """Bytes that arrived (asyncio calls ``buffer_updated``; a caller
+        that hands over bytes it read calls this)."""
         if self._eof:
             return
         self._incoming.append(data)
@@ -109,23 +168,6 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
-
-    # -- the world: asyncio tasks, in worker greenlets ------------------------
-
-    def new_lock(self) -> Any:
-        return _aio.Lock()
-
-    def new_event(self) -> Any:
-        return _aio.Event()
-
-    def new_queue(self, maxsize: int) -> Any:
-        return _aio.Queue(maxsize)
-
-    def spawn(self, function: Callable[..., None], *args: Any, name: str = "pyws") -> None:
-        _aio.spawn(function, *args)
-
-    def timers(self) -> TimerQueue:
-        return _aio.loop_timers()
 
     # -- the session's side ---------------------------------------------------
 
@@ -212,3 +254,147 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self._eof = True
         self._wake_reader()
         self.aio.close()
+
+
+class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
+    """A plain TCP (or Unix) connection under asyncio: the C engine reads and
+    writes the socket itself, as under gevent, and a wait is a future that a
+    reader or writer callback of the loop completes.
+
+    asyncio's own transport of the connection is paused and never written
+    again; the loop refuses callbacks on a descriptor that a transport owns,
+    so ours watch a duplicate of it (``os.dup``: the same socket under
+    another number).  The reader stays registered while receives follow one
+    another, and its callback reads for the waiting receive (one C call), so
+    that a readiness the receive already consumed wakes nobody."""
+
+    cooperative = True
+    defers = True
+    __slots__ = ("aio", "loop", "_fd", "_reader", "_reader_proto", "_deferred", "_watching")
+
+    def __init__(self, aio: asyncio.BaseTransport) -> None:
+        original = aio.get_extra_info("socket")
+        aio.pause_reading()  # type: ignore[attr-defined]
+        raw = socket.socket(fileno=os.dup(original.fileno()))
+        raw.setblocking(False)
+        super().__init__(raw, raw)
+        self.aio: Any = aio
+        self.loop = asyncio.get_running_loop()
+        self._fd = raw.fileno()
+        self._reader: Optional[asyncio.Future[Any]] = None
+        self._reader_proto: Optional[_core.Protocol] = None
+        self._deferred = False
+        self._watching = False
+
+    @staticmethod
+    def usable(aio: asyncio.BaseTransport) -> bool:
+        """Whether ``aio`` can be served this way: a plain stream socket
+        (not TLS), nothing left in asyncio's write buffer, a loop with
+        reader callbacks, and direct I/O not turned off (PYWS_PLAIN_IO)."""
+        sock = aio.get_extra_info("socket")
+        return (DIRECT_IO and sock is not None and aio.get_extra_info("sslcontext") is None
+                and sock.type == socket.SOCK_STREAM
+                and hasattr(aio, "pause_reading")
+                and aio.get_write_buffer_size() == 0  # type: ignore[attr-defined]
+                and sys.platform != "win32")  # the Proactor loop has no reader callbacks
+
+    def fill(self, proto: _core.Protocol, deadline: Optional[float] = None,
+             deferred: bool = False) -> Received:
+        got = proto.receive_from(self._fd, False, deferred)
+        if got.__class__ is not int or got != _WAIT:
+            return got
+        return self._await_read(proto, deadline, deferred)  # type: ignore[no-any-return]
+
+    def _await_read(self, proto: Optional[_core.Protocol], deadline: Optional[float],
+                    deferred: bool = False) -> Any:
+        """Wait until the socket is readable; with ``proto``, what its
+        ``receive_from`` gave once it had more than a wait to say."""
+        if self._fd < 0 or self.fileno() < 0:
+            raise OSError(errno.EBADF, "socket closed")
+        reader = self._reader = self.loop.create_future()
+        self._reader_proto = proto
+        self._deferred = deferred
+        if not self._watching:
+            self.loop.add_reader(self._fd, self._on_readable)
+            self._watching = True
+        try:
+            return _aio.wait_future(reader, None if deadline is None
+                                    else max(deadline - time.monotonic(), 0.0))
+        finally:
+            self._reader = self._reader_proto = None
+
+    def _on_readable(self) -> None:
+        reader = self._reader
+        if reader is None or reader.done():
+            # Nobody waits: stop watching (readiness would repeat every turn).
+            self.loop.remove_reader(self._fd)
+            self._watching = False
+            return
+        proto = self._reader_proto
+        if proto is None:
+            reader.set_result(None)
+            return
+        try:
+            got = proto.receive_from(self._fd, True, self._deferred)
+        except BaseException as exc:
+            reader.set_exception(exc)
+            return
+        if got.__class__ is int and got == _WAIT:
+            return  # the readiness was consumed already, or the message is not complete
+        reader.set_result(got)
+
+    def wait(self, write: bool, deadline: Optional[float]) -> None:
+        if not write:
+            self._await_read(None, deadline)
+            return
+        if self.fileno() < 0:
+            raise OSError(errno.EBADF, "socket closed")
+        writer = self.loop.create_future()
+        self.loop.add_writer(self._fd, _wake, writer)
+        try:
+            _aio.wait_future(writer, None if deadline is None
+                             else max(deadline - time.monotonic(), 0.0))
+        finally:
+            self.loop.remove_writer(self._fd)
+
+    def readable(self) -> bool:
+        try:
+            return bool(select.select([self._fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def send_all(self, data: Union[bytes, memoryview]) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                self.wait(True, None)
+                continue
+            view = view[sent:]
+
+    def close(self) -> None:
+        if self._watching:
+            self.loop.remove_reader(self._fd)
+            self._watching = False
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_exception(OSError(errno.EBADF, "socket closed"))
+        super().close()  # the duplicate
+        self.aio.close()  # the socket itself, through asyncio's bookkeeping
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def transport_for(aio: asyncio.BaseTransport) -> Transport:
+    """The transport for a connection asyncio serves, past its handshake: the
+    fd transport when it can be used, else one through asyncio's transport
+    (made the protocol of ``aio`` here)."""
+    if AsyncioFdTransport.usable(aio):
+        return AsyncioFdTransport(aio)
+    transport = AsyncioTransport(aio)
+    aio.set_protocol(transport)
+    return transport

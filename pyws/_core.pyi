@@ -95,13 +95,16 @@ class Protocol:
     # Straight to and from a plain socket's file descriptor (never blocking):
     # the same engine calls, without bytes objects in between.  Writes must
     # be serialised by the caller, as with data_to_send.
-    def receive_from(self, fd: int, readable: bool) -> Union[str, bytes, int]:
+    def receive_from(self, fd: int, readable: bool,
+                     deferred: bool = False) -> Union[str, bytes, int]:
         """Read from ``fd`` (when needed) until a message is complete and
-        return it, if nothing waits to be written.  Else an int: 0, wait until
-        ``fd`` is readable, then call again with ``readable=True`` (it also
-        answers 0 at once after a read that emptied the socket); 1, events or
-        output to handle (``events_received``, ``data_to_send``); 2, the
-        stream ended or broke (call ``receive_eof``)."""
+        return it, if nothing waits to be written (with ``deferred``: output
+        the caller deferred does not hold back a complete message).  Else an
+        int: 0, wait until ``fd`` is readable, then call again with
+        ``readable=True`` (it also answers 0 at once after a read that
+        emptied the socket); 1, events or output to handle
+        (``events_received``, ``data_to_send``); 2, the stream ended or broke
+        (call ``receive_eof``)."""
     def send_to(self, fd: int, message: Union[str, Buffer],
                 binary: Optional[bool]) -> int:
         """Send one message (str as text and bytes-like as binary, unless

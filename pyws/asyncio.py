@@ -46,12 +46,13 @@ from typing import (
 
 from . import _aio, _core
 from . import client as _client
-from ._aio_transport import AsyncioTransport
+from ._aio_transport import transport_for
 from ._handshake import HandshakePolicy, Refusal, negotiate, new_protocol, switching_protocols
 from ._runner import close_code_for, log_connection_end
 from .compression import Compression
 from .exceptions import ConnectionClosed, HandshakeError
 from .options import DEFAULTS, Options, split
+from .transport import Transport
 from .websocket import Message, close_quietly
 from .websocket import WebSocket as Session
 
@@ -144,7 +145,11 @@ class WebSocket:
                    binary: Optional[bool] = None) -> None:
         """Send one message (str as text, bytes-like as binary, unless
         ``binary`` says otherwise).  ConnectionClosed once closed."""
-        await _aio.call(self.session.send, message, binary)
+        session = self.session
+        if session.sends_now():
+            session.send(message, binary)  # nothing to wait for: no worker needed
+        else:
+            await _aio.call(session.send, message, binary)
 
     async def close(self, code: int = 1000, reason: Union[str, bytes] = "") -> None:
         """Close with ``code`` and ``reason`` and wait for the peer's answer
@@ -244,7 +249,7 @@ class Server:
 
     # -- one connection ------------------------------------------------------------
 
-    def _start(self, transport: AsyncioTransport, environ: Dict[str, Any],
+    def _start(self, transport: Transport, environ: Dict[str, Any],
                headers: List[Tuple[str, str]], subprotocol: Optional[str],
                deflate: Any, pending: bytes) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -252,7 +257,7 @@ class Server:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, transport: AsyncioTransport, environ: Dict[str, Any],
+    async def _run(self, transport: Transport, environ: Dict[str, Any],
                    headers: List[Tuple[str, str]], subprotocol: Optional[str],
                    deflate: Any, pending: bytes) -> None:
         options = self.options
@@ -285,7 +290,7 @@ class _Upgrade(asyncio.Protocol):
     """A new connection until its opening handshake is over: reads the
     request head (within ``handshake_timeout`` and ``max_request_size``),
     answers 101 or an HTTP error, then hands the connection to an
-    ``AsyncioTransport`` and the handler."""
+    ``Transport`` and the handler."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
@@ -344,8 +349,7 @@ class _Upgrade(asyncio.Protocol):
             return
         aio = self._transport
         aio.write(switching_protocols(answer))
-        transport = AsyncioTransport(aio)
-        aio.set_protocol(transport)
+        transport = transport_for(aio)
         self._server._start(transport, environ, headers, subprotocol, deflate,
                             bytes(self._buf[head_length:]))
 
@@ -474,7 +478,7 @@ class _Handshake(asyncio.Protocol):
         self._buf = bytearray()
         self._aio: Any = None
         #: The server's answer and the transport the connection now has.
-        self.answer: asyncio.Future[Tuple[_client.Answer, AsyncioTransport]] = \
+        self.answer: asyncio.Future[Tuple[_client.Answer, Transport]] = \
             asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -492,8 +496,7 @@ class _Handshake(asyncio.Protocol):
             return
         if answer is not None:
             # Switched at once: what arrives next is the WebSocket stream.
-            transport = AsyncioTransport(self._aio)
-            self._aio.set_protocol(transport)
+            transport = transport_for(self._aio)
             self.answer.set_result((answer, transport))
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:

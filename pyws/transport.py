@@ -58,6 +58,9 @@ class Transport:
     #: The engine reads and writes ``fileno()`` itself; the hub's fan-out may
     #: write a frame to it directly.
     direct = False
+    #: Replies to a burst of received messages may wait in the engine until
+    #: the loop's next turn (``call_soon``), to leave in one write.
+    defers = False
 
     __slots__ = ("sock", "fileno")
 
@@ -89,6 +92,16 @@ class Transport:
         """The queue that runs the keepalive and idle timers of this
         world's connections (pyws/_timers.py)."""
         return thread_timers()
+
+    def may_wait(self) -> bool:
+        """Whether the caller may wait here (not so for a coroutine under
+        asyncio outside pyws's workers)."""
+        return True
+
+    def call_soon(self, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function(*args)`` at the loop's next turn (transports that
+        ``defers`` only)."""
+        raise NotImplementedError
 
     # -- bytes ---------------------------------------------------------------
 
@@ -289,6 +302,7 @@ class GeventTransport(_GeventTasks, _FdTransport):
     """A plain gevent socket, patched or not (see the module docstring)."""
 
     cooperative = True
+    defers = True
     __slots__ = ("waiter",)
 
     def __init__(self, sock: Any) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple, cast
 from urllib.parse import unquote
 
 from . import _aio, _core
-from ._aio_transport import AsyncioTransport
+from ._aio_transport import AsyncioTransport, transport_for
 from ._handshake import Deflate, new_protocol, switching_protocols
 from .compression import resolve
 from .exceptions import ConnectionClosed, HandshakeError
@@ -321,9 +321,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.write(switching_protocols(headers))
         pending = bytes(self._buf[self._head_length:])
         self._buf = bytearray()
-        transport = AsyncioTransport(self.transport)
-        transport.on_lost = self._gone
-        self.transport.set_protocol(transport)
+        transport = transport_for(self.transport)
+        if isinstance(transport, AsyncioTransport):
+            transport.on_lost = self._gone  # else this protocol still hears of it
         options = self.options
         self._session = await _aio.call(
             Session, transport.sock, new_protocol(True, options.max_message_size, deflate),
@@ -334,7 +334,7 @@ class WebSocketProtocol(asyncio.Protocol):
             ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
             pending=pending, transport=transport)
         self._stage = _OPEN
-        if self._lost:
+        if self._lost and isinstance(transport, AsyncioTransport):
             transport.connection_lost(None)  # gone while the 101 was written
         self._answered.set()
 

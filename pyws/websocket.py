@@ -37,7 +37,7 @@ from . import _core
 from ._timers import TimerQueue
 from .exceptions import ConnectionClosed
 from .options import DEFAULTS, check_seconds
-from .transport import EVENTS, GeventTransport, Transport, transport_for
+from .transport import EVENTS, Transport, transport_for
 
 __all__ = ["WebSocket", "FrameWriter", "Message", "drain_buffered", "close_quietly"]
 
@@ -171,7 +171,7 @@ class WebSocket:
         self._used = False
         # Replies to a burst of received messages gather in the engine and
         # leave in one write (see send); True while some wait there.
-        self._defers = isinstance(transport, GeventTransport)
+        self._defers = transport.defers
         self._deferred = False
         self._writer: Optional[FrameWriter] = None
         #: The WSGI environ of the upgrade request (server side), else None.
@@ -483,7 +483,7 @@ class WebSocket:
                 # engine writes the frame from the message's own buffer.
                 left = proto.send_to(transport.fileno(), message, binary)
                 if left:
-                    self._finish_write(left)
+                    self._write_rest(left)
                 return
             with lock:
                 error = self._flush_locked(transport.send_message(proto, message, binary))
@@ -506,9 +506,9 @@ class WebSocket:
         queued = self._proto.queue_message(message, binary)
         if not self._deferred:
             self._deferred = True
-            cast(GeventTransport, self._transport).call_soon(self._flush_deferred, False)
+            self._transport.call_soon(self._flush_deferred, False)
         if queued >= _DEFER_LIMIT:
-            self._flush_deferred(True)
+            self._flush_deferred(self._transport.may_wait())
 
     def _flush_deferred(self, wait: bool) -> None:
         """Write the frames send() deferred.  From receive() (``wait``), the
@@ -526,6 +526,31 @@ class WebSocket:
             self._finish_quietly(left)
         else:
             self._transport.spawn(self._finish_quietly, left, name="pyws-flush")
+
+    def _write_rest(self, left: int) -> None:
+        """The rest of a frame a lock-free send began: written now, waiting
+        as the socket drains, or, when the caller may not wait (a coroutine
+        under asyncio), by a task of its own that holds the send lock until
+        it is out, so that nothing comes between and the next send waits."""
+        if self._transport.may_wait():
+            self._finish_write(left)
+            return
+        self._lock.acquire()  # free: a cooperative send found it so, without yielding since
+        self._transport.spawn(self._finish_reserved, left, name="pyws-flush")
+
+    def _finish_reserved(self, left: int) -> None:
+        try:
+            error = self._flush_locked(left)
+        finally:
+            self._lock.release()
+        if error is not None:
+            self._teardown()  # the application meets the end at its next call
+
+    def sends_now(self) -> bool:
+        """Whether ``send()`` runs to its end without waiting (package-
+        internal: pyws.asyncio then calls it without a worker): a
+        cooperative transport and a free send lock."""
+        return self._transport.cooperative and not self._lock.locked()
 
     def _finish_quietly(self, left: int) -> None:
         """_finish_write for deferred frames: a socket error ends the

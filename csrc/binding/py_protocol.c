@@ -371,15 +371,18 @@ static PyObject *receive_step(ProtocolObject *self, int fd, int readable, int de
 
 static PyObject *Protocol_receive_from(ProtocolObject *self, PyObject *const *args,
                                        Py_ssize_t nargs) {
-  int fd, readable;
-  if (nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "receive_from(fd, readable)");
+  int fd, readable, deferred = 0;
+  if (nargs != 2 && nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "receive_from(fd, readable, deferred=False)");
     return NULL;
   }
   if (pyws_py_fd_arg(args[0], &fd) != 0 || (readable = PyObject_IsTrue(args[1])) < 0) {
     return NULL;
   }
-  return receive_step(self, fd, readable, 0);
+  if (nargs == 3 && (deferred = PyObject_IsTrue(args[2])) < 0) {
+    return NULL;
+  }
+  return receive_step(self, fd, readable, deferred);
 }
 
 /* Remaining output after a write through sockio: its size, or -errno. */
@@ -576,8 +579,9 @@ static PyMethodDef Protocol_methods[] = {
     {"data_to_send", (PyCFunction)Protocol_data_to_send, METH_NOARGS,
      "Return and clear the bytes to write to the transport."},
     {"receive_from", (PyCFunction)(void (*)(void))Protocol_receive_from, METH_FASTCALL,
-     "receive_from(fd, readable): the next message read from a plain socket, "
-     "or 0 (wait until readable), 1 (events or output to handle), 2 (EOF)."},
+     "receive_from(fd, readable, deferred=False): the next message read from a "
+     "plain socket, or 0 (wait until readable), 1 (events or output to handle), "
+     "2 (EOF); with deferred, queued output does not hold back a message."},
     {"send_to", (PyCFunction)(void (*)(void))Protocol_send_to, METH_FASTCALL,
      "send_to(fd, message, binary): send a message on a plain socket; the "
      "bytes left to flush, or -errno."},
