@@ -9,7 +9,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.asgi import starlette_app as app
 from tests.asgi.support import raw_request, ws_connect, wsc_connect
-from tests.wire import RawClient, upgrade_request
+from tests.wire import OP_TEXT, RawClient, upgrade_request
 
 
 def test_accept_answers_101_and_the_connection_echoes(server):
@@ -226,3 +226,19 @@ def test_invalid_upgrade_request_never_reaches_the_app(server, token):
     assert status == 404, body
     assert server.wait_for_line(r'"WebSocket /record\?id=' + token + r'" \[accepted\]',
                                 0, start) is None
+
+
+@pytest.mark.parametrize("path, status", [("/echo", 101), ("/reject", 403),
+                                          ("/deny", app.DENIAL_STATUS)])
+def test_handshake_outcomes_are_the_same_under_h11(uvicorn_pool, impl, path, status):
+    """uvicorn's h11 HTTP layer hands the upgrade over as httptools' does."""
+    server = uvicorn_pool.get(impl, http="h11")
+    client, resp = raw_request(server.port, path, [("Sec-WebSocket-Protocol", "pyws.v1")])
+    with client:
+        assert resp.status == status
+        if status == app.DENIAL_STATUS:
+            assert resp.body == app.DENIAL_BODY.encode()
+        if status == 101:
+            client.send_frame(OP_TEXT, "over h11")
+            frame = client.read_frame()
+            assert (frame.opcode, frame.payload) == (OP_TEXT, b"over h11")
