@@ -263,7 +263,7 @@ def _browser_available() -> None:
 # The other server configurations (each started once per implementation).
 SMALL_LIMIT = 1000
 SMALL_LIMIT_OPTIONS = ("--ws-max-size", str(SMALL_LIMIT))
-PING_INTERVAL, PING_TIMEOUT = 0.2, 0.3
+PING_INTERVAL, PING_TIMEOUT = 0.2, 0.6
 PING_OPTIONS = ("--ws-ping-interval", str(PING_INTERVAL), "--ws-ping-timeout", str(PING_TIMEOUT))
 ROOT_PATH = "/prefix"
 ALT_HTTP = "h11"
@@ -279,7 +279,7 @@ def small_limit_server(uvicorn_pool: UvicornPool, impl: str) -> Uvicorn:
 
 @pytest.fixture
 def ping_server(uvicorn_pool: UvicornPool, impl: str) -> Uvicorn:
-    """--ws-ping-interval 0.2 --ws-ping-timeout 0.3."""
+    """--ws-ping-interval 0.2 --ws-ping-timeout 0.6."""
     return uvicorn_pool.get(impl, options=PING_OPTIONS)
 
 

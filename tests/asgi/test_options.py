@@ -100,8 +100,8 @@ def test_server_pings_at_ws_ping_interval_and_drops_a_client_that_never_answers(
 
 
 def test_client_that_answers_pings_stays_connected(ping_server):
-    """Five keepalive rounds (about 1 s), each ping answered with its
-    payload: the connection is still open and echoing."""
+    """Five keepalive rounds, each ping answered with its payload: the
+    connection is still open and echoing."""
     with RawClient(ping_server.port) as client:
         client.handshake("/echo")
         payloads = set()
@@ -118,6 +118,24 @@ def test_client_that_answers_pings_stays_connected(ping_server):
                 continue
             assert (frame.opcode, frame.payload) == (OP_TEXT, b"still here")
             break
+
+
+def test_answered_pings_come_every_ping_interval(ping_server):
+    """With pongs coming back at once, uvicorn's implementations send the
+    next ping one --ws-ping-interval (0.2 s) later, not after the
+    --ws-ping-timeout (0.6 s) has run out."""
+    with RawClient(ping_server.port) as client:
+        client.handshake("/echo")
+        times = []
+        while len(times) < 6:
+            frame = client.read_frame(5)
+            assert frame.opcode == OP_PING
+            times.append(time.monotonic())
+            client.send_frame(OP_PONG, frame.payload)
+    gaps = [round(b - a, 2) for a, b in zip(times, times[1:])]
+    # Five intervals take 1.0 s; five timeouts would take 3.0 s.
+    assert times[-1] - times[0] < 5 * (PING_INTERVAL + PING_TIMEOUT) / 2, \
+        f"answered pings came every {gaps} s, not every {PING_INTERVAL} s"
 
 
 def test_websockets_client_answering_pings_stays_connected(ping_server):
