@@ -35,7 +35,7 @@ __all__ = ["call", "wait", "in_worker", "Lock", "Event", "Queue", "spawn", "loop
 
 T = TypeVar("T")
 
-# What a worker tells its caller when it switches back.
+# What a worker tells its caller when it switches back (in ``worker.out``).
 _WAIT = 0  # (_WAIT, awaitable): await this and switch back with its result
 _DONE = 1  # (_DONE, result)
 _RAISE = 2  # (_RAISE, exception)
@@ -46,17 +46,24 @@ _POOL_SIZE = 64
 
 
 class _Worker(greenlet.greenlet):  # type: ignore[misc]
-    """A greenlet that runs session calls, one after the other."""
+    """A greenlet that runs session calls, one after the other.  What it
+    tells its caller goes in ``out``, not through ``switch``'s arguments:
+    a suspended frame keeps the arguments of its pending call, and an idle
+    worker must keep nothing of the last call alive."""
+
+    __slots__ = ("out",)
+
+    out: Optional[Tuple[int, Any]]
 
     def run(self, function: Callable[..., Any], args: Tuple[Any, ...]) -> None:
         while True:
             try:
-                result = function(*args)
+                self.out = (_DONE, function(*args))
             except BaseException as exc:  # handed to the caller, who raises it
-                function, args = self.parent.switch((_RAISE, exc))
-            else:
-                function, args = self.parent.switch((_DONE, result))
-            del result
+                self.out = (_RAISE, exc)
+                del exc
+            function = args = None  # type: ignore[assignment]
+            function, args = self.parent.switch()
 
 
 class _Pool(threading.local):
@@ -81,14 +88,18 @@ async def call(function: Callable[..., T], *args: Any, **keywords: Any) -> T:
     current = greenlet.getcurrent()
     if worker.parent is not current:
         worker.parent = current
-    kind, value = worker.switch(function, args)
+    worker.switch(function, args)
+    kind, value = worker.out  # type: ignore[misc]
     while kind == _WAIT:
         try:
             result = await value
         except BaseException as exc:
-            kind, value = worker.throw(exc)
+            worker.throw(exc)
         else:
-            kind, value = worker.switch(result)
+            worker.switch(result)
+            del result
+        kind, value = worker.out  # type: ignore[misc]
+    worker.out = None
     if len(workers) < _POOL_SIZE:
         workers.append(worker)
     if kind == _RAISE:
@@ -111,7 +122,8 @@ def wait(awaitable: Awaitable[T]) -> T:
     if not isinstance(current, _Worker):
         raise RuntimeError("pyws: a blocking session call ran outside pyws.asyncio's "
                            "worker (call it through the asyncio WebSocket's methods)")
-    return current.parent.switch((_WAIT, awaitable))  # type: ignore[no-any-return]
+    current.out = (_WAIT, awaitable)
+    return current.parent.switch()  # type: ignore[no-any-return]
 
 
 def wait_future(future: asyncio.Future[T], timeout: Optional[float]) -> T:
@@ -236,11 +248,11 @@ class Queue:
     """A bounded FIFO for the tasks of one loop, with the methods of
     ``queue.Queue`` that pyws uses (``get`` waits in a worker)."""
 
-    __slots__ = ("_items", "_maxsize", "_getters")
+    __slots__ = ("_items", "maxsize", "_getters")
 
     def __init__(self, maxsize: int = 0) -> None:
         self._items: Deque[Any] = collections.deque()
-        self._maxsize = maxsize
+        self.maxsize = maxsize
         self._getters: Deque[asyncio.Future[None]] = collections.deque()
 
     def qsize(self) -> int:
@@ -250,7 +262,7 @@ class Queue:
         return not self._items
 
     def full(self) -> bool:
-        return 0 < self._maxsize <= len(self._items)
+        return 0 < self.maxsize <= len(self._items)
 
     def put_nowait(self, item: Any) -> None:
         if self.full():

@@ -270,7 +270,8 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
 
     cooperative = True
     defers = True
-    __slots__ = ("aio", "loop", "_fd", "_reader", "_reader_proto", "_deferred", "_watching")
+    __slots__ = ("aio", "loop", "_fd", "_reader", "_reader_proto", "_deferred", "_watching",
+                 "_kept")
 
     def __init__(self, aio: asyncio.BaseTransport) -> None:
         original = aio.get_extra_info("socket")
@@ -285,6 +286,9 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
         self._reader_proto: Optional[_core.Protocol] = None
         self._deferred = False
         self._watching = False
+        # What the reader callback read for a receive cancelled before it
+        # could take it: the next fill returns it, so no message is lost.
+        self._kept: Optional[Received] = None
 
     @staticmethod
     def usable(aio: asyncio.BaseTransport) -> bool:
@@ -300,6 +304,10 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
 
     def fill(self, proto: _core.Protocol, deadline: Optional[float] = None,
              deferred: bool = False) -> Received:
+        kept = self._kept
+        if kept is not None:
+            self._kept = None
+            return kept
         got = proto.receive_from(self._fd, False, deferred)
         if got.__class__ is not int or got != _WAIT:
             return got
@@ -320,6 +328,12 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
         try:
             return _aio.wait_future(reader, None if deadline is None
                                     else max(deadline - time.monotonic(), 0.0))
+        except BaseException:
+            # Cancelled (or timed out) just after the callback read for us.
+            if (proto is not None and reader.done() and not reader.cancelled()
+                    and reader.exception() is None):
+                self._kept = reader.result()
+            raise
         finally:
             self._reader = self._reader_proto = None
 

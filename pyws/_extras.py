@@ -8,8 +8,9 @@ __all__ = ["DISTRIBUTION", "missing"]
 DISTRIBUTION = "pyws-wslay"
 
 #: Which extra brings each optional top-level module.
-EXTRAS = {"gevent": "gevent", "greenlet": "gevent", "flask": "flask", "werkzeug": "flask",
-          "gunicorn": "gunicorn", "redis": "redis"}
+EXTRAS = {"gevent": "gevent", "flask": "flask", "werkzeug": "flask",
+          "gunicorn": "gunicorn", "redis": "redis", "uvicorn": "uvicorn",
+          "uvicorn_worker": "uvicorn"}
 
 
 def missing(exc: ModuleNotFoundError, user: str) -> ModuleNotFoundError:

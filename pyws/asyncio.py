@@ -51,7 +51,7 @@ from ._handshake import HandshakePolicy, Refusal, negotiate, new_protocol, switc
 from ._runner import close_code_for, log_connection_end
 from .compression import Compression
 from .exceptions import ConnectionClosed, HandshakeError
-from .options import DEFAULTS, Options, split
+from .options import DEFAULTS, Options
 from .transport import Transport
 from .websocket import Message, close_quietly
 from .websocket import WebSocket as Session
@@ -428,12 +428,10 @@ def serve(handler: Handler, host: Union[str, Sequence[str], None] = None,
     with 1000, an exception with 1011 (logged), the server stopping with
     1001.  Use as ``async with serve(...) as server`` or ``server = await
     serve(...)``."""
-    opts, rest = split(keywords)
-    if rest:
-        raise TypeError(f"serve() got an unexpected keyword argument {next(iter(rest))!r}")
-    if options is not None and opts:
+    if options is not None and keywords:
         raise TypeError("serve() takes options= or option keywords, not both")
-    built = options if options is not None else Options.build(None, **opts)
+    # An unknown keyword is a TypeError naming it and listing the options.
+    built = options if options is not None else Options.build(None, **keywords)
     if not callable(handler):
         raise TypeError(f"handler must be a coroutine function, not {handler!r}")
 

@@ -131,7 +131,10 @@ class Hub:
     is lost for that member only, counted in :meth:`dropped`).  ``bus``: share
     rooms with other processes (None: this process only).
 
-    Safe to use from several greenlets or threads.
+    Safe to use from several greenlets or threads, and from asyncio
+    coroutines: a member may be a ``pyws.asyncio.WebSocket`` (its session
+    is the member; ``members()`` lists sessions), and no method waits, so
+    they are called without ``await``.
     """
 
     def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE,
@@ -157,6 +160,7 @@ class Hub:
 
     def join(self, ws: WebSocket, room: str) -> None:
         """Add ``ws`` to ``room`` (joining twice is harmless)."""
+        ws = _session(ws)
         with self._lock:
             member = self._member(ws)
             if self._members.get(id(ws)) is not member:
@@ -187,6 +191,7 @@ class Hub:
 
     def leave(self, ws: WebSocket, room: str) -> None:
         """Remove ``ws`` from ``room``."""
+        ws = _session(ws)
         with self._lock:
             member = self._members.get(id(ws))
             if member is not None and room in member.rooms:
@@ -195,6 +200,7 @@ class Hub:
 
     def leave_all(self, ws: WebSocket) -> None:
         """Remove ``ws`` from every room (done by itself when it closes)."""
+        ws = _session(ws)
         with self._lock:
             member = self._members.get(id(ws))
             if member is not None:
@@ -233,13 +239,13 @@ class Hub:
         with self._lock:
             if ws is None:
                 return set(self._rooms)
-            member = self._members.get(id(ws))
+            member = self._members.get(id(_session(ws)))
             return set(member.rooms) if member else set()
 
     def dropped(self, ws: WebSocket) -> int:
         """Messages lost for ``ws`` under the ``"drop"`` policy."""
         with self._lock:
-            member = self._members.get(id(ws))
+            member = self._members.get(id(_session(ws)))
             return member.dropped if member else 0
 
     # -- broadcast -----------------------------------------------------------
@@ -263,6 +269,7 @@ class Hub:
         overflow policy applies; returns False if the message was not queued."""
         opcode, payload = _encode(message)
         frame = _core.encode_frame(opcode, payload)
+        ws = _session(ws)
         with self._lock:
             full = self._flush_own_batch()  # broadcasts before it go first
             member = self._member(ws)
@@ -280,10 +287,10 @@ class Hub:
             return 0  # nobody here: skip the encoding (a racy peek is fine)
         if exclude is None:
             skip: Set[int] = set()
-        elif isinstance(exclude, WebSocket):
-            skip = {id(exclude)}
+        elif isinstance(exclude, WebSocket) or hasattr(exclude, "session"):
+            skip = {id(_session(exclude))}
         else:
-            skip = {id(ws) for ws in exclude}
+            skip = {id(_session(ws)) for ws in exclude}
         frame = _core.encode_frame(opcode, payload)  # once, for everyone
         owner = threading.get_native_id() if "gevent" in sys.modules else 0
         full: List[_Member] = []
@@ -533,3 +540,10 @@ def _put_nowait(queue: Any, item: Union[bytes, _Rest, None]) -> bool:
         return False
     return True
 
+
+
+def _session(ws: Any) -> WebSocket:
+    """The session of ``ws``: itself, or what a ``pyws.asyncio.WebSocket``
+    wraps."""
+    session = getattr(ws, "session", None)
+    return session if isinstance(session, WebSocket) else ws

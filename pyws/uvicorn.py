@@ -11,6 +11,9 @@ request (pyws's C handshake checks), runs the ASGI application with a
 connection with the one ``pyws.WebSocket`` session over an asyncio
 transport (pyws/_aio_transport.py), as ``pyws.asyncio`` does.
 
+Under gunicorn: ``gunicorn -k pyws.uvicorn.UvicornWorker app:app`` (uvicorn's
+gunicorn worker, from the ``uvicorn-worker`` package, with this protocol).
+
 The whole ASGI WebSocket specification (version 2.4): ``websocket.connect``,
 ``accept`` (subprotocol, headers), ``receive`` and ``send`` (text and bytes),
 ``close`` (code and reason), ``disconnect`` (code and reason), and the
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Optional, Tuple, cast
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, cast
 from urllib.parse import unquote
 
 from . import _aio, _core
@@ -50,6 +53,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - the extra is missing
 
     raise missing(exc, "pyws.uvicorn") from None
 
+# And UvicornWorker, made on first access (module __getattr__ below).
 __all__ = ["WebSocketProtocol"]
 
 logger = logging.getLogger("uvicorn.error")
@@ -173,14 +177,15 @@ class WebSocketProtocol(asyncio.Protocol):
         }
 
     def shutdown(self) -> None:
-        """uvicorn is stopping: close an open connection with 1012 (the
-        application's ``receive()`` gets that code), refuse a pending
-        handshake with 500."""
+        """uvicorn is stopping: as its own implementations do, send an open
+        connection a 1012 close frame and close it without waiting for the
+        answer (the application's ``receive()`` gets 1012), and refuse a
+        handshake still waiting for the application with 500."""
         self._shutting_down = True
         session = self._session
         if self._stage == _OPEN and session is not None:
             if not session.closed:
-                _aio.spawn(session.close, 1012, "server restarting")
+                _aio.spawn(session._drop, 1012, "")
             return
         if self._stage == _HANDSHAKE:
             self._respond_now(500, [], b"Internal Server Error")
@@ -384,3 +389,25 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+def __getattr__(name: str) -> Any:
+    # The gunicorn worker is made on first use: it needs gunicorn.
+    if name != "UvicornWorker":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from uvicorn_worker import UvicornWorker as base
+    except ModuleNotFoundError as exc:
+        from ._extras import missing
+
+        raise missing(exc, "pyws.uvicorn.UvicornWorker") from None
+
+    class UvicornWorker(base):  # type: ignore[misc]
+        """uvicorn's gunicorn worker, serving WebSockets with pyws."""
+
+        CONFIG_KWARGS: ClassVar[Dict[str, Any]] = {
+            **base.CONFIG_KWARGS, "ws": "pyws.uvicorn:WebSocketProtocol"}
+
+    UvicornWorker.__module__ = __name__
+    globals()[name] = UvicornWorker
+    return UvicornWorker
