@@ -153,16 +153,31 @@ def test_tcp_drop_in_mid_message_reaches_app(server, impl, token):
     assert record["code"] in DROP_CODES[impl], record
 
 
-@pytest.mark.parametrize("path", ["/raise-after-accept", "/return-after-accept"])
-def test_app_ending_after_accept_ends_the_connection_abnormally(server, path):
-    """uvicorn's implementations drop TCP without a close frame: the client
-    sees 1006 (a 1011 close frame would be as good); never a normal 1000."""
-    with ws_connect(server.url(path)) as ws:
+def test_app_raising_after_accept_ends_the_connection_abnormally(server):
+    """uvicorn's implementations drop TCP without a close frame (the client
+    sees 1006); pyws sends 1011, as its rule says; never a normal 1000."""
+    with ws_connect(server.url("/raise-after-accept")) as ws:
         assert ws.recv(timeout=10).startswith("about to")
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=10)
     rcvd = info.value.rcvd
     assert rcvd is None or rcvd.code == 1011, rcvd
+
+
+def test_app_returning_after_accept_ends_the_connection(server, impl):
+    """An application that returns without closing: uvicorn's
+    implementations drop TCP without a close frame, so the client sees 1006,
+    as after a crash; pyws completes a closing handshake with 1000, its rule
+    for a handler that returned (docs/asgi.md says so)."""
+    with ws_connect(server.url("/return-after-accept")) as ws:
+        assert ws.recv(timeout=10).startswith("about to")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+    rcvd = info.value.rcvd
+    if impl == "pyws":
+        assert rcvd is not None and rcvd.code == 1000, rcvd
+    else:
+        assert rcvd is None, rcvd
 
 
 def test_close_frame_from_client_after_app_closed_completes_handshake(server, token):

@@ -203,7 +203,9 @@ def test_denied_connection_is_logged_with_its_status(server):
 ], ids=["no-key", "bad-key", "version-8", "post"])
 def test_invalid_upgrade_request_is_refused_with_4xx_and_closed(server, impl, kwargs, statuses):
     if impl == "wsproto" and "key" in kwargs:
-        pytest.skip("uvicorn's wsproto implementation accepts a malformed Sec-WebSocket-Key")
+        # uvicorn's wsproto implementation accepts a malformed key: what it
+        # does is asserted, so that a change there shows.
+        statuses = {101}
     with RawClient(server.port) as client:
         request, _ = upgrade_request(f"127.0.0.1:{server.port}", "/echo", **kwargs)
         client.send(request)
@@ -211,7 +213,8 @@ def test_invalid_upgrade_request_is_refused_with_4xx_and_closed(server, impl, kw
         assert resp.status in statuses, (resp.status, resp.headers, resp.body)
         if resp.status == 426:
             assert resp.header("Sec-WebSocket-Version") == "13"
-        client.expect_eof()
+        if resp.status != 101:
+            client.expect_eof()
 
 
 def test_invalid_upgrade_request_never_reaches_the_app(server, token):
