@@ -1,22 +1,31 @@
-"""The asyncio transport: one WebSocket's bytes through an asyncio transport.
+"""The asyncio transports: how one WebSocket's bytes move under an event loop.
 
-``AsyncioTransport`` is both pyws's transport for the session
-(pyws/transport.py's interface) and the asyncio ``Protocol`` of the
-connection once the opening handshake is over: asyncio's callbacks fill its
-buffers, and the session's blocking calls, which run in pyws/_aio.py's
-worker greenlets, wait on futures that those callbacks complete.  It works
-over any asyncio transport (plain TCP, TLS, uvicorn's, uvloop's).
+Chosen per connection by ``transport_for``, once the opening handshake is
+over:
+
+- ``AsyncioFdTransport``, for a plain TCP (or Unix) socket: the C engine
+  reads and writes the socket itself, as under gevent; asyncio's transport
+  of the connection is paused, and a reader callback on a duplicate of the
+  descriptor reads for the waiting receive (see the class).
+- ``AsyncioTransport``, for everything else (TLS, uvloop's or another
+  loop's transports): the asyncio (buffered) protocol of the connection;
+  asyncio's callbacks fill its buffers.
+
+Either way the session's blocking calls run in pyws/_aio.py's worker
+greenlets and wait on futures the loop's callbacks complete; a receive may
+also await readiness in the coroutine itself (``read_soon``).
 
 Flow control, both ways, with no unbounded buffer:
 
-- reading: bytes that arrived and that no ``receive()`` took yet are held
-  here up to ``read_limit`` (64 KiB by default); then asyncio is told to
-  pause reading, so the peer's TCP window closes, until the session takes
-  them;
-- writing: a frame goes into asyncio's write buffer at once; once asyncio
-  says the buffer is over its high-water mark (``pause_writing``), the send
-  that put it there waits until it drains below the low-water mark
-  (``resume_writing``), as ``send()`` waits on a full socket elsewhere.
+- reading: the fd transport reads only when a receive asks, so the peer's
+  TCP window closes behind a slow reader; the other holds at most
+  ``read_limit`` bytes (64 KiB) that no receive took, then pauses asyncio's
+  reading until the session takes them;
+- writing: the fd transport writes a frame at once, and a frame the socket
+  does not take whole is finished as it drains while the next send waits;
+  the other hands frames to asyncio's write buffer, and once asyncio says
+  it is over its high-water mark (``pause_writing``) the send that put it
+  there waits until it drains below the low-water mark (``resume_writing``).
 """
 from __future__ import annotations
 
