@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from . import _core
 from ._handshake import new_protocol
-from .compression import Compression, resolve
+from .compression import Compression, PerMessageDeflate, resolve
 from .exceptions import HandshakeError
 from .options import DEFAULTS, Options, check_seconds
 from .transport import client_modules
@@ -78,11 +78,110 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     server's status, 0 if the answer was not HTTP) when the server refuses
     or answers wrongly, OSError (TimeoutError included) for network errors.
     """
-    given = {name: value for name, value in (
-        ("max_message_size", max_message_size), ("close_timeout", close_timeout),
-        ("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
-        ("idle_timeout", idle_timeout), ("compression", compression))
-        if value != getattr(DEFAULTS, name)}
+    request = prepare(url, subprotocols, headers, origin, options, timeout,
+                      max_message_size=max_message_size, close_timeout=close_timeout,
+                      ping_interval=ping_interval, ping_timeout=ping_timeout,
+                      idle_timeout=idle_timeout, compression=compression)
+    target = request.target
+    deadline = None if timeout is None else time.monotonic() + timeout
+    socket_module, ssl_module = client_modules()
+    sock = socket_module.create_connection((target.host, target.port), timeout)
+    try:
+        if target.secure:
+            context = ssl_context or ssl_module.create_default_context()
+            _set_remaining(sock, deadline)
+            sock = context.wrap_socket(sock, server_hostname=target.host)
+        _set_remaining(sock, deadline)
+        sock.sendall(request.data)
+        buf = bytearray()
+        while True:
+            _set_remaining(sock, deadline)
+            chunk = sock.recv(_READ_SIZE)
+            if not chunk:
+                raise HandshakeError("the server closed the connection during "
+                                     "the opening handshake", 0)
+            buf += chunk
+            try:
+                answer = request.check_response(buf)
+            except HandshakeError as exc:
+                raise _with_answer(exc, buf, sock, deadline) from None
+            if answer is not None:
+                break
+        sock.settimeout(None)
+    except BaseException:
+        sock.close()
+        raise
+    return request.websocket(sock, answer)
+
+
+class Request:
+    """A client's opening handshake, apart from the I/O (shared by this
+    module's ``connect`` and ``pyws.asyncio.connect``): the URL's parts,
+    the request's bytes, and the checks of the server's answer."""
+
+    __slots__ = ("target", "data", "key", "subprotocols", "origin", "settings", "options",
+                 "timeout")
+
+    def __init__(self, target: _Target, data: bytes, key: str,
+                 subprotocols: Optional[Sequence[str]], origin: Optional[str],
+                 settings: Optional[PerMessageDeflate], options: Options,
+                 timeout: Optional[float]) -> None:
+        self.target = target
+        #: The request head to send.
+        self.data = data
+        self.key = key
+        self.subprotocols = subprotocols
+        self.origin = origin
+        self.settings = settings
+        self.options = options
+        #: The bound on the TCP connect plus the handshake (seconds or None).
+        self.timeout = timeout
+
+    def check_response(self, buf: bytearray) -> Optional[Answer]:
+        """The server's answer once its head is complete in ``buf``, else
+        None; HandshakeError when it refuses or answers wrongly."""
+        settings = self.settings
+        parsed = _core.check_response(buf, self.key, self.subprotocols,
+                                      settings.params() if settings else None)
+        if parsed is None:
+            if len(buf) > _MAX_RESPONSE_HEAD:
+                raise HandshakeError("the server's response head exceeds "
+                                     f"{_MAX_RESPONSE_HEAD} bytes", 0)
+            return None
+        head_length, selected, headers, agreed = parsed
+        protocol = new_protocol(False, self.options.max_message_size,
+                                (agreed, settings) if agreed and settings else None)
+        return Answer(protocol, selected, headers, bytes(buf[head_length:]))
+
+    def websocket(self, sock: Any, answer: Answer, **keywords: Any) -> WebSocket:
+        """The open connection (``keywords``: more of WebSocket's)."""
+        opts = self.options
+        subprotocols = self.subprotocols
+        return WebSocket(sock, answer.protocol, path=self.target.resource, origin=self.origin,
+                         subprotocol=answer.subprotocol, version="13",
+                         protocol=", ".join(subprotocols) if subprotocols else None,
+                         close_timeout=opts.close_timeout, ping_interval=opts.ping_interval,
+                         ping_timeout=opts.ping_timeout, idle_timeout=opts.idle_timeout,
+                         pending=answer.pending, **keywords)
+
+
+class Answer(NamedTuple):
+    """The server's accepting answer."""
+
+    protocol: _core.Protocol
+    subprotocol: Optional[str]
+    headers: List[Tuple[str, str]]
+    #: Bytes after the head: the start of the WebSocket stream.
+    pending: bytes
+
+
+def prepare(url: str, subprotocols: Optional[Sequence[str]], headers: Optional[Headers],
+            origin: Optional[str], options: Optional[Options], timeout: Optional[float],
+            **given: Any) -> Request:
+    """Check ``connect()``'s arguments and build the request (``given``:
+    the connection options passed as keywords, defaults included)."""
+    given = {name: value for name, value in given.items()
+             if value != getattr(DEFAULTS, name)}
     if options is not None and given:
         raise TypeError(f"connect() takes options= or {', '.join(given)}, not both")
     opts = options if options is not None else Options.build(None, **given)
@@ -103,50 +202,9 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
     settings = resolve(opts.compression)
     if settings is not None:
         extra.append(("Sec-WebSocket-Extensions", _core.deflate_offer(settings.params())))
-    request, key = _core.client_request(target.host_header, target.resource,
-                                        subprotocols, extra or None)
-
-    deadline = None if timeout is None else time.monotonic() + timeout
-    socket_module, ssl_module = client_modules()
-    sock = socket_module.create_connection((target.host, target.port), timeout)
-    try:
-        if target.secure:
-            context = ssl_context or ssl_module.create_default_context()
-            _set_remaining(sock, deadline)
-            sock = context.wrap_socket(sock, server_hostname=target.host)
-        _set_remaining(sock, deadline)
-        sock.sendall(request)
-        buf = bytearray()
-        while True:
-            _set_remaining(sock, deadline)
-            chunk = sock.recv(_READ_SIZE)
-            if not chunk:
-                raise HandshakeError("the server closed the connection during "
-                                     "the opening handshake", 0)
-            buf += chunk
-            try:
-                parsed = _core.check_response(
-                    buf, key, subprotocols, settings.params() if settings else None)
-            except HandshakeError as exc:
-                raise _with_answer(exc, buf, sock, deadline) from None
-            if parsed is not None:
-                break
-            if len(buf) > _MAX_RESPONSE_HEAD:
-                raise HandshakeError("the server's response head exceeds "
-                                     f"{_MAX_RESPONSE_HEAD} bytes", 0)
-        head_length, selected, _response_headers, agreed = parsed
-        protocol = new_protocol(False, opts.max_message_size,
-                                (agreed, settings) if agreed and settings else None)
-        sock.settimeout(None)
-    except BaseException:
-        sock.close()
-        raise
-    return WebSocket(sock, protocol, path=target.resource, origin=origin,
-                     subprotocol=selected, version="13",
-                     protocol=", ".join(subprotocols) if subprotocols else None,
-                     close_timeout=opts.close_timeout, ping_interval=opts.ping_interval,
-                     ping_timeout=opts.ping_timeout, idle_timeout=opts.idle_timeout,
-                     pending=bytes(buf[head_length:]))
+    data, key = _core.client_request(target.host_header, target.resource,
+                                     subprotocols, extra or None)
+    return Request(target, data, key, subprotocols, origin, settings, opts, timeout)
 
 
 def _with_answer(error: HandshakeError, buf: bytearray, sock: Any,

@@ -142,11 +142,19 @@ class Transport:
     def wait_writable(self, deadline: Optional[float] = None) -> None:
         """Only fd transports leave output behind (flush writes it all here)."""
 
-    def shutdown(self, how: int = socket.SHUT_RDWR) -> None:
+    def send_all(self, data: Union[bytes, memoryview]) -> None:
+        """Write bytes that bypass the engine (an encoded frame), all of
+        them, waiting as the socket drains; OSError if it fails."""
+        self.sock.sendall(data)
+
+    def shutdown(self, how: int = socket.SHUT_RDWR) -> bool:
+        """Shut the socket down (``how`` as for ``socket.shutdown``): a
+        reader waiting on it sees the end.  False if that failed."""
         try:
             self.sock.shutdown(how)
         except OSError:
-            pass
+            return False
+        return True
 
     def close(self) -> None:
         try:

@@ -91,7 +91,9 @@ class WebSocket:
     (they are taken out, and the reader closed); ``pending``: bytes already
     read from the stream, fed to the engine first.  With
     ``close_socket=False``, the socket is shut down but not closed when the
-    connection ends (its owner, an HTTP server, closes it).
+    connection ends (its owner, an HTTP server, closes it).  ``transport``:
+    how the bytes move, when the caller made it (asyncio's); by default
+    chosen from what ``sock`` is.
 
     Safe to share between threads or greenlets: one lock serialises the
     writes (frames never interleave), and one reader at a time reads.
@@ -130,7 +132,8 @@ class WebSocket:
                  ping_timeout: Optional[float] = DEFAULTS.ping_timeout,
                  idle_timeout: Optional[float] = DEFAULTS.idle_timeout,
                  pending: bytes = b"",
-                 close_socket: bool = True) -> None:
+                 close_socket: bool = True,
+                 transport: Optional[Transport] = None) -> None:
         # The timers of pyws.options.Options, checked the same way.
         for name, value in (("close_timeout", close_timeout), ("ping_interval", ping_interval),
                             ("ping_timeout", ping_timeout), ("idle_timeout", idle_timeout)):
@@ -146,7 +149,9 @@ class WebSocket:
                 rfile.close()
             except OSError:
                 pass
-        transport = self._transport = transport_for(sock)
+        if transport is None:
+            transport = transport_for(sock)
+        self._transport = transport
         # False when the socket belongs to an HTTP server that closes it
         # itself (the upgrade on Werkzeug's or gunicorn's socket): it is then
         # only shut down, so the server never writes to a descriptor number
@@ -345,11 +350,18 @@ class WebSocket:
         """Yield messages until the connection is over (never raises at
         the end)."""
         while True:
-            message = self._receive(None)
+            message = self.next_message()
             if message is None:
-                self._end_told = True
                 return
             yield message
+
+    def next_message(self) -> Optional[Message]:
+        """The next message, or None once the connection is over, as often
+        as asked: iteration's step (here and in pyws.asyncio)."""
+        message = self._receive(None)
+        if message is None:
+            self._end_told = True
+        return message
 
     def _process(self, data: Optional[bytes] = None) -> None:
         """Feed ``data`` (if any) to the engine, write what it answers, queue
@@ -417,9 +429,7 @@ class WebSocket:
         unread data would reset the connection, and the reset can destroy
         the close frame before the peer reads it, hiding the close code."""
         transport = self._transport
-        try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
+        if not transport.shutdown(socket.SHUT_WR):
             return
         deadline = time.monotonic() + min(self.close_timeout or _LINGER_TIME, _LINGER_TIME)
         drained = 0
@@ -590,7 +600,7 @@ class WebSocket:
         """Under the lock: write bytes that bypass the engine (an encoded
         frame); None, or the error, the engine told of the EOF."""
         try:
-            self._sock.sendall(data)
+            self._transport.send_all(data)
             return None
         except OSError as exc:
             if self._proto.state != _CLOSED:

@@ -37,8 +37,9 @@ def _port_from_banner(line: bytes) -> int:
 
 
 #: How the server's sockets are driven: examples/echo.py as it is (gevent),
-#: the same after monkey.patch_all(), Werkzeug's threads, and gevent's TLS.
-TRANSPORTS = ["gevent", "gevent-patched", "threads", "tls"]
+#: the same after monkey.patch_all(), Werkzeug's threads, gevent's TLS,
+#: pyws.asyncio.serve, and uvicorn with pyws's WebSocket protocol.
+TRANSPORTS = ["gevent", "gevent-patched", "threads", "tls", "asyncio", "uvicorn"]
 
 
 @pytest.fixture(scope="session", params=TRANSPORTS)

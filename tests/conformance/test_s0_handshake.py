@@ -60,10 +60,11 @@ def check_still_serving(server) -> None:
         close_normally(c)
 
 
-def expect_upgrade(server, headers: Sequence[Header], key: str = KEY) -> None:
+def expect_upgrade(server, headers: Sequence[Header], key: str = KEY,
+                   version: str = "HTTP/1.1") -> None:
     """101 with the right accept value, then a working echo."""
     with Client.to(server) as c:
-        c.send(request(headers))
+        c.send(request(headers, version=version))
         resp = c.read_http_response()
         assert resp.status == 101, (resp.status, resp.reason, resp.body)
         assert resp.header("Upgrade").lower() == "websocket", resp.headers
@@ -118,8 +119,14 @@ def test_case_0_1_4_connection_token_list_keep_alive_upgrade(echo):
     expect_upgrade(echo, headers_for(echo, Connection="keep-alive, Upgrade"))
 
 
-def test_case_0_1_5_upgrade_token_list_websocket_foo(echo):
-    expect_upgrade(echo, headers_for(echo, Upgrade="websocket, foo"))
+def test_case_0_1_5_upgrade_token_list_websocket_foo(echo, transport):
+    headers = headers_for(echo, Upgrade="websocket, foo")
+    if transport == "uvicorn":
+        # uvicorn upgrades only when Upgrade is exactly "websocket"; a token
+        # list goes to the application's HTTP side before pyws sees it.
+        _plain_http_answer(echo, headers)
+        return
+    expect_upgrade(echo, headers)
 
 
 def test_case_0_1_6_repeated_connection_header_keep_alive_then_upgrade(echo):
@@ -130,7 +137,19 @@ def test_case_0_1_7_repeated_upgrade_header_foo_then_websocket(echo):
     expect_upgrade(echo, headers_for(echo, Upgrade="foo") + [("Upgrade", "websocket")])
 
 
-def test_case_0_1_8_frames_in_the_same_write_as_the_request_are_processed(echo):
+def test_case_0_1_8_frames_in_the_same_write_as_the_request_are_processed(echo, transport):
+    if transport == "uvicorn":
+        # uvicorn's HTTP protocols (httptools and h11) drop what follows the
+        # request head in the same read when they hand the connection to any
+        # --ws implementation, before pyws sees a byte (browsers wait for the
+        # 101).  The connection must work from the next frame on; if uvicorn
+        # ever passes those bytes, "early bird" comes first and this fails.
+        with Client.to(echo) as c:
+            c.handshake(then=frame(OP_TEXT, b"early bird"))
+            c.send(frame(OP_TEXT, b"after the 101"))
+            expect_text(c, b"after the 101")
+            close_normally(c)
+        return
     with Client.to(echo) as c:
         c.handshake(then=frame(OP_TEXT, b"early bird"))
         expect_text(c, b"early bird")
@@ -174,13 +193,25 @@ def test_case_0_2_5_missing_upgrade_is_not_upgraded(echo):
     _plain_http_answer(echo, headers_for(echo, Upgrade=None))
 
 
-def test_case_0_2_6_connection_without_upgrade_gets_400(echo):
-    expect_rejection(echo, request(headers_for(echo, Connection="keep-alive")), 400,
-                     "Connection")
+def _refused_or_routed_by_uvicorn(server, transport: str, headers, status: int,
+                                  names: str) -> None:
+    """pyws refuses the request; under uvicorn, whose HTTP parser decides
+    what is an upgrade before pyws sees anything, the request goes to the
+    application's HTTP side instead, which answers as a plain request."""
+    if transport == "uvicorn":
+        _plain_http_answer(server, headers)
+    else:
+        expect_rejection(server, request(headers), status, names)
 
 
-def test_case_0_2_7_missing_connection_gets_400(echo):
-    expect_rejection(echo, request(headers_for(echo, Connection=None)), 400, "Connection")
+def test_case_0_2_6_connection_without_upgrade_gets_400(echo, transport):
+    _refused_or_routed_by_uvicorn(echo, transport, headers_for(echo, Connection="keep-alive"),
+                                  400, "Connection")
+
+
+def test_case_0_2_7_missing_connection_gets_400(echo, transport):
+    _refused_or_routed_by_uvicorn(echo, transport, headers_for(echo, Connection=None),
+                                  400, "Connection")
 
 
 def test_case_0_2_8_missing_key_gets_400(echo):
@@ -229,7 +260,14 @@ for _i, _v in enumerate(["0", "8", "12", "14", None], 13):
 del _t
 
 
-def test_case_0_2_18_http_1_0_gets_400(echo):
+def test_case_0_2_18_http_1_0_gets_400(echo, transport):
+    if transport == "uvicorn":
+        # uvicorn writes the request line it hands to any --ws implementation
+        # as "HTTP/1.1" whatever the client sent, so no implementation can
+        # refuse HTTP/1.0 there; the request is upgraded.  If uvicorn ever
+        # passes the version on, this fails and the rejection applies.
+        expect_upgrade(echo, headers_for(echo), version="HTTP/1.0")
+        return
     expect_rejection(echo, request(headers_for(echo), version="HTTP/1.0"), 400, "HTTP/1.1")
 
 
