@@ -58,7 +58,9 @@ class Server:
     script: Optional[str]       # in bench/servers/, or None for the C reference
     modules: List[str]          # imported to tell whether it is installed
     packages: List[str]         # distributions whose versions are recorded
-    options: List[str] = field(default_factory=list)  # extra command-line options
+    # Extra command-line options: the C server's (--broadcast), or a
+    # script's own (uvicorn_echo.py's --ws, the asyncio servers' --loop).
+    options: List[str] = field(default_factory=list)
     # Run the script under gevent's monkey.patch_all() (servers/patched.py).
     patched: bool = False
     # gunicorn's options (worker class...): then script is the "module:app"
@@ -91,7 +93,7 @@ class Server:
                     "--graceful-timeout", "2", self.script]
         script = ["patched.py", self.script] if self.patched else [self.script]
         return [sys.executable, *(str(SERVERS_DIR / name) for name in script),
-                "--port", str(port), "--max-size", str(MAX_MESSAGE_SIZE)]
+                "--port", str(port), "--max-size", str(MAX_MESSAGE_SIZE), *self.options]
 
 
 def gunicorn_server(key: str, label: str, how: str, app: str, worker: List[str],
@@ -102,6 +104,17 @@ def gunicorn_server(key: str, label: str, how: str, app: str, worker: List[str],
     covers the process it starts and its children); memory is the worker's."""
     return Server(key, label, how, app, ["gunicorn", *modules], ["gunicorn", *packages],
                   gunicorn=worker, against=against)
+
+
+def uvicorn_server(key: str, label: str, ws: str, modules: List[str], packages: List[str],
+                   loop: str = "asyncio") -> Server:
+    """uvicorn (one process, httptools, lifespan and access log off) serving
+    the raw ASGI echo app of servers/uvicorn_echo.py with ``--ws ws``."""
+    uvloop = ["uvloop"] if loop == "uvloop" else []
+    return Server(key, label, f"uvicorn --ws {ws} --http httptools --loop {loop}, raw ASGI "
+                  "echo app", "uvicorn_echo.py", ["uvicorn", "httptools", *modules, *uvloop],
+                  ["uvicorn", "httptools", *packages, *uvloop],
+                  options=["--ws", ws, "--loop", loop])
 
 
 REF = "c-ref"
@@ -133,6 +146,27 @@ ECHO_SERVERS = [
            "aiohttp_echo.py", ["aiohttp"], ["aiohttp"]),
     Server("picows", "picows", "picows ws_create_server, frame-level listener (asyncio)",
            "picows_echo.py", ["picows"], ["picows"]),
+    # Issue #17: pyws under asyncio and ASGI, and what it is measured against.
+    Server("pyws-asyncio", "pyws asyncio",
+           "pyws.asyncio.serve, async for msg in ws: await ws.send(msg) (asyncio)",
+           "pyws_asyncio_echo.py", ["pyws.asyncio"], []),
+    uvicorn_server("uvicorn-pyws", "uvicorn pyws", "pyws.uvicorn:WebSocketProtocol",
+                   ["pyws.uvicorn"], []),
+    uvicorn_server("uvicorn-websockets", "uvicorn websockets", "websockets",
+                   ["websockets.legacy.server"], ["websockets"]),
+    uvicorn_server("uvicorn-websockets-sansio", "uvicorn websockets-sansio",
+                   "websockets-sansio", ["websockets.server"], ["websockets"]),
+    uvicorn_server("uvicorn-wsproto", "uvicorn wsproto", "wsproto", ["wsproto"], ["wsproto"]),
+    # The same on uvloop, as many deployments run them.
+    Server("pyws-asyncio-uvloop", "pyws asyncio uvloop", "pyws.asyncio.serve as pyws-asyncio, "
+           "on uvloop", "pyws_asyncio_echo.py", ["pyws.asyncio", "uvloop"], ["uvloop"],
+           options=["--loop", "uvloop"]),
+    Server("picows-uvloop", "picows uvloop", "picows as picows, on uvloop", "picows_echo.py",
+           ["picows", "uvloop"], ["picows", "uvloop"], options=["--loop", "uvloop"]),
+    uvicorn_server("uvicorn-pyws-uvloop", "uvicorn pyws uvloop",
+                   "pyws.uvicorn:WebSocketProtocol", ["pyws.uvicorn"], [], loop="uvloop"),
+    uvicorn_server("uvicorn-websockets-uvloop", "uvicorn websockets uvloop", "websockets",
+                   ["websockets.legacy.server"], ["websockets"], loop="uvloop"),
     Server(REF, "C (wslay)", "bench/ref_server.c: epoll, one thread, wslay event API",
            None, [], []),
 ]
@@ -156,6 +190,36 @@ BROADCAST_BASELINE = "gevent-websocket-loop"
 PICOWS = "picows"
 
 
+@dataclass
+class Comparison:
+    """One of issue #17's comparisons: ``mine`` / ``against``, same round,
+    per echo scenario; ``targets``: scenario key -> the ratio to reach."""
+    mine: str
+    against: str
+    targets: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.mine}/{self.against}"
+
+
+#: Issue #17's targets: uvicorn + pyws against uvicorn's websockets (the
+#: legacy implementation that --ws websockets still names in uvicorn 0.55,
+#: and the sans-I/O one that --ws auto picks and --ws websockets will name
+#: later), pyws.asyncio.serve against picows; the same on uvloop.
+#: uvicorn + wsproto: no target, its ratio for the record.
+ASGI_TARGETS = {"echo-50c-32B": 1.2, "pipeline-10c-1KiB": 1.5}
+ASYNCIO_TARGETS = {"echo-50c-32B": 1.0, "pipeline-10c-1KiB": 1.0}
+ASGI_COMPARISONS = [
+    Comparison("uvicorn-pyws", "uvicorn-websockets", ASGI_TARGETS),
+    Comparison("uvicorn-pyws", "uvicorn-websockets-sansio", ASGI_TARGETS),
+    Comparison("uvicorn-pyws", "uvicorn-wsproto"),
+    Comparison("pyws-asyncio", PICOWS, ASYNCIO_TARGETS),
+    Comparison("uvicorn-pyws-uvloop", "uvicorn-websockets-uvloop", ASGI_TARGETS),
+    Comparison("pyws-asyncio-uvloop", "picows-uvloop", ASYNCIO_TARGETS),
+]
+
+
 def add_baseline(tree: str) -> None:
     """A copy of every pyws mode that imports pyws from ``tree`` (the same
     server scripts, the other engine), interleaved with the rest."""
@@ -168,8 +232,14 @@ def add_baseline(tree: str) -> None:
                                    pyws_root=root))
 
 
+def is_pyws(s: Server) -> bool:
+    """A server whose WebSockets are pyws's: its own servers and uvicorn
+    with pyws's protocol (never a peer of pyws)."""
+    return s.key.startswith(("pyws", "uvicorn-pyws"))
+
+
 def pyws_modes(servers: List[Server]) -> List[Server]:
-    return [s for s in servers if s.key.startswith("pyws")]
+    return [s for s in servers if is_pyws(s)]
 
 
 @dataclass
@@ -306,7 +376,7 @@ def check_available(servers: List[Server], build_errors: Dict[str, str]) -> None
             continue
         code = "import " + ", ".join(srv.modules)
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env=child_env(), cwd=str(BENCH))
+                           env=child_env(srv.pyws_root), cwd=str(BENCH))
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
             srv.available, srv.reason = False, f"not installed ({last})"
@@ -317,7 +387,7 @@ def check_available(servers: List[Server], build_errors: Dict[str, str]) -> None
                 srv.versions[pkg] = metadata.version(pkg)
             except metadata.PackageNotFoundError:
                 pass
-        if srv.key.startswith("pyws"):
+        if is_pyws(srv):
             srv.versions.update(pyws_version())
 
 
@@ -565,7 +635,7 @@ def cell(results: List[Dict[str, Any]], rnd: int, sc: Scenario, srv: Server,
         shown = (f"{res['msgs_per_s']:>11,.0f} msg/s  p50 {res['latency_us']['p50']:>9,.0f} us"
                  f"  cpu: server {res.get('server_cpu', 0):.2f}"
                  f" loadgen {res.get('loadgen_cpu', 0):.2f} others {res.get('others_cpu', 0):.2f}")
-    print(f"  round {rnd}  {sc.key:<18} {srv.key:<22} {shown}", file=sys.stderr, flush=True)
+    print(f"  round {rnd}  {sc.key:<18} {srv.key:<26} {shown}", file=sys.stderr, flush=True)
 
 
 def run_all(cfg: argparse.Namespace, scens: List[Scenario], echo_srv: List[Server],
@@ -721,6 +791,35 @@ def mode_ratios(scens: List[Scenario], results: List[Dict[str, Any]],
             "vs_unpatched": {k: v for k, v in vs_pyws.items() if v}}
 
 
+def asgi_ratios(scens: List[Scenario], results: List[Dict[str, Any]], echo_srv: List[Server],
+                summary: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Issue #17's comparisons (ASGI_COMPARISONS) whose two servers both ran:
+    per echo scenario the same-round ratio (as ``versus``), with the target
+    and whether the median meets it, and each side's idle memory."""
+    ran = {s.key for s in echo_srv if s.available}
+    idle = [sc for sc in scens if sc.mode == "idle"]
+    out = []
+    for c in ASGI_COMPARISONS:
+        if c.mine not in ran or c.against not in ran:
+            continue
+        per = versus(scens, results, c.mine, {c.against})
+        for key, d in per.items():
+            if key in c.targets:
+                d["target"] = c.targets[key]
+                d["target_met"] = d["ratio"] >= c.targets[key]
+        memory = {}
+        for sc in idle:
+            got = summary.get(sc.key, {})
+            memory[sc.key] = {k: got.get(k, {}).get("median") for k in (c.mine, c.against)}
+        out.append({"key": c.key, "mine": c.mine, "against": c.against,
+                    "targets": dict(c.targets), "scenarios": per,
+                    # KiB per idle connection, median over the rounds
+                    "idle_kib_per_conn": memory,
+                    "targets_met": sum(bool(d.get("target_met")) for d in per.values()),
+                    "targets_measured": sum("target" in d for d in per.values())})
+    return out
+
+
 def fmt_num(x: float) -> str:
     if x >= 1e6:
         return f"{x / 1e6:.2f}M"
@@ -737,7 +836,8 @@ def fmt_ratio(x: float) -> str:
 
 def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, Any],
              leads: Dict[str, Any], modes: Dict[str, Any], echo_srv: List[Server],
-             bcast_srv: List[Server], machine: Dict[str, Any]) -> str:
+             bcast_srv: List[Server], machine: Dict[str, Any],
+             asgi: Optional[List[Dict[str, Any]]] = None) -> str:
     def row(cells: List[str]) -> str:
         return "| " + " | ".join(cells) + " |"
 
@@ -757,6 +857,47 @@ def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, 
                              if d else "-")
             if any(c != "-" for c in cells):
                 out.append(row([sc.label] + cells))
+        return out + [""]
+
+    def asgi_table(comparisons: List[Dict[str, Any]]) -> List[str]:
+        """Issue #17's comparisons, one column each: the median ratio, the
+        target in brackets with its mark (or none), the range over the
+        rounds; then each side's idle memory."""
+        if not comparisons:
+            return []
+        label = {s.key: s.label for s in echo_srv}
+        out = ["**ASGI and asyncio (issue #17): same-round ratios, mine / other (median "
+               "(target) mark [range over the rounds]; ✓ target met by the median, ✗ missed)**",
+               "", row(["scenario"] + [f"{label.get(c['mine'], c['mine'])} / "
+                                       f"{label.get(c['against'], c['against'])}"
+                                       for c in comparisons]),
+               row(["---"] + ["---:"] * len(comparisons))]
+        for sc in echo:
+            cells = []
+            for c in comparisons:
+                d = c["scenarios"].get(sc.key)
+                if d is None:
+                    target = c["targets"].get(sc.key)
+                    cells.append(f"- ({target:.2f}) not measured" if target else "-")
+                    continue
+                mark = ""
+                if "target" in d:
+                    mark = f" ({d['target']:.2f}) {'✓' if d['target_met'] else '✗'}"
+                cells.append(f"{d['ratio']:.2f}{mark} [{d['min']:.2f}-{d['max']:.2f}]")
+            if any(c != "-" for c in cells):
+                out.append(row([sc.label] + cells))
+        for sc in idle:
+            cells = []
+            for c in comparisons:
+                m = c["idle_kib_per_conn"].get(sc.key, {})
+                a, b = m.get(c["mine"]), m.get(c["against"])
+                cells.append(f"{a:.1f} / {b:.1f}" if a is not None and b is not None
+                             else "-")
+            out.append(row([f"{sc.label}: KiB per connection, mine / other"] + cells))
+        met = sum(c["targets_met"] for c in comparisons)
+        measured = sum(c["targets_measured"] for c in comparisons)
+        if measured:
+            out += ["", f"Targets met: {met} of {measured} measured."]
         return out + [""]
 
     def table(title: str, servers: List[Server], rows: List[Scenario], show) -> List[str]:
@@ -814,6 +955,7 @@ def markdown(cfg: argparse.Namespace, scens: List[Scenario], summary: Dict[str, 
             f"{GEVENT_TARGET:.2f}, *below*: a median under it)",
             echo_srv + bcast_srv, echo + bcast, modes.get("vs_unpatched", {}),
             lambda d: "" if d["target_met"] else " *below*")
+        lines += asgi_table(asgi or [])
         lines += table("Echo latency, p50 / p99 (microseconds)", echo_srv, echo,
                        lambda sc, e: f"{fmt_num(e['p50_us'])} / {fmt_num(e['p99_us'])}")
         lines += table("Server CPU per message, user / kernel (microseconds; the server's "
@@ -867,8 +1009,8 @@ def chart(path: Path, cfg: argparse.Namespace, scens: List[Scenario], summary: D
     echo = [s for s in scens if s.mode == "echo"]
     idle = [s for s in scens if s.mode == "idle"]
     bcast = [s for s in scens if s.mode == "broadcast"]
-    colors = plt.get_cmap("tab10").colors
-    color = {s.key: colors[i % 10] for i, s in enumerate(echo_srv)}
+    colors = plt.get_cmap("tab10" if len(echo_srv) <= 10 else "tab20").colors
+    color = {s.key: colors[i % len(colors)] for i, s in enumerate(echo_srv)}
     fig, axes = plt.subplots(2, 2, figsize=(15, 10),
                              gridspec_kw={"width_ratios": [3, 1.3]})
     (ax_tp, ax_idle), (ax_ratio, ax_b) = axes
@@ -970,7 +1112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         add_baseline(cfg.baseline)
     if cfg.list:
         for s in ECHO_SERVERS + BROADCAST_SERVERS:
-            print(f"server    {s.key:<22} {s.how}")
+            print(f"server    {s.key:<26} {s.how}")
         for sc in scens:
             print(f"scenario  {sc.key:<22} {sc.label}")
         return 0
@@ -984,6 +1126,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         # loop, and the unpatched twin of a gevent mode.
         want |= {REF, BROADCAST_BASELINE} | {s.against for s in echo_srv + bcast_srv
                                             if s.key in want and s.against}
+        # ... and what a server named is held against for issue #17's targets.
+        want |= {c.against for c in ASGI_COMPARISONS if c.mine in want and c.targets}
         echo_srv = [s for s in echo_srv if s.key in want]
         bcast_srv = [s for s in bcast_srv if s.key in want]
 
@@ -1023,7 +1167,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = summarize(scens, results)
     leads = lead(scens, results)
     modes = mode_ratios(scens, results, echo_srv, bcast_srv)
-    table = markdown(cfg, scens, summary, leads, modes, echo_srv, bcast_srv, machine)
+    asgi = asgi_ratios(scens, results, echo_srv, summary)
+    table = markdown(cfg, scens, summary, leads, modes, echo_srv, bcast_srv, machine, asgi)
     report = {
         "suite": "pyws bench", "format": 1, "started": stamp, "elapsed_s": round(elapsed, 1),
         "machine": machine,
@@ -1039,6 +1184,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Every pyws mode / picows, and every gevent mode / unpatched pyws
         # (per scenario, round by round; "target" is what the latter aim at).
         "modes": {"target": GEVENT_TARGET, **modes},
+        # Issue #17: uvicorn + pyws against uvicorn's implementations,
+        # pyws.asyncio against picows (per scenario, round by round, with
+        # the targets), and each side's idle memory.
+        "asgi": asgi,
         "cells": results,
     }
     (cfg.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")

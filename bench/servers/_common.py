@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import argparse
 import resource
+from typing import Callable, Optional
 
 #: Large enough for the 1 MiB scenario, with room to spare.
 DEFAULT_MAX_SIZE = 16 << 20
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str,
+               add_options: Optional[Callable[[argparse.ArgumentParser], None]] = None
+               ) -> argparse.Namespace:
+    """The options every server takes; ``add_options`` adds a script's own
+    (the suite passes them from ``Server.options``: ``--ws``, ``--loop``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE,
                         help="largest message accepted, in bytes (default: %(default)s)")
+    if add_options is not None:
+        add_options(parser)
     args = parser.parse_args()
     raise_nofile()
     return args
@@ -38,6 +45,22 @@ def raise_nofile() -> int:
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """``--loop asyncio|uvloop``: the event loop of an asyncio server."""
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="event loop (default: %(default)s, asyncio's own)")
+
+
+def run_async(main, loop: str):
+    """Run the coroutine function ``main`` on asyncio's default event loop
+    or on uvloop's."""
+    if loop == "uvloop":
+        import uvloop
+        return uvloop.run(main())
+    import asyncio
+    return asyncio.run(main())
 
 
 def echo_app(environ, start_response):

@@ -1,13 +1,12 @@
 """picows echo: picows's frame-level listener on asyncio.  picows hands over
 frames, not messages; the load generator never fragments, so a frame is a
-message here.  ``max_frame_size`` is its size limit."""
+message here.  ``max_frame_size`` is its size limit.  ``--loop uvloop``:
+the same on uvloop's event loop."""
 from __future__ import annotations
 
 import _common
 
-args = _common.parse_args(__doc__)
-
-import asyncio  # noqa: E402
+args = _common.parse_args(__doc__, _common.add_loop_option)
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server  # noqa: E402
 
@@ -27,4 +26,4 @@ async def main():
     await server.serve_forever()
 
 
-asyncio.run(main())
+_common.run_async(main, args.loop)
