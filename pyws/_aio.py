@@ -24,6 +24,7 @@ import functools
 import queue as stdqueue
 import socket
 import threading
+import time
 import weakref
 from typing import Any, Awaitable, Callable, Deque, Optional, Set, Tuple, TypeVar
 
@@ -31,7 +32,8 @@ import greenlet
 
 from ._timers import TimerQueue
 
-__all__ = ["call", "wait", "in_worker", "Lock", "Event", "Queue", "spawn", "loop_timers"]
+__all__ = ["call", "wait", "wait_future", "wait_until", "in_worker", "Lock", "Event", "Queue",
+           "spawn", "loop_timers"]
 
 T = TypeVar("T")
 
@@ -137,6 +139,12 @@ def wait_future(future: asyncio.Future[T], timeout: Optional[float]) -> T:
         return wait(future)
     finally:
         handle.cancel()
+
+
+def wait_until(future: asyncio.Future[T], deadline: Optional[float]) -> T:
+    """``wait_future`` by ``deadline`` (time.monotonic(); None: no limit)."""
+    return wait_future(future, None if deadline is None
+                       else max(deadline - time.monotonic(), 0.0))
 
 
 def _time_out(future: asyncio.Future[Any]) -> None:

@@ -36,7 +36,6 @@ import select
 import socket
 import sys
 import threading
-import time
 from typing import Any, Callable, List, Optional, Union
 
 from . import _aio, _core
@@ -189,8 +188,7 @@ class AsyncioTransport(_AsyncioWorld, Transport, asyncio.BufferedProtocol):
                 return b""
             reader = self._reader = self.loop.create_future()
             try:
-                _aio.wait_future(reader, None if deadline is None
-                                 else max(deadline - time.monotonic(), 0.0))
+                _aio.wait_until(reader, deadline)
             finally:
                 self._reader = None
         incoming = self._incoming
@@ -229,8 +227,7 @@ class AsyncioTransport(_AsyncioWorld, Transport, asyncio.BufferedProtocol):
             return
         drain = self._drain = self.loop.create_future()
         try:
-            _aio.wait_future(drain, None if deadline is None
-                             else max(deadline - time.monotonic(), 0.0))
+            _aio.wait_until(drain, deadline)
         finally:
             self._drain = None
         if self._error is not None:
@@ -377,8 +374,7 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
 
         reader.add_done_callback(wake)
         try:
-            _aio.wait_future(waiter, None if deadline is None
-                             else max(deadline - time.monotonic(), 0.0))
+            _aio.wait_until(waiter, deadline)
         finally:
             reader.remove_done_callback(wake)
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
@@ -412,8 +408,7 @@ class AsyncioFdTransport(_AsyncioWorld, _FdTransport):
         writer = self.loop.create_future()
         self.loop.add_writer(self._fd, _wake, writer)
         try:
-            _aio.wait_future(writer, None if deadline is None
-                             else max(deadline - time.monotonic(), 0.0))
+            _aio.wait_until(writer, deadline)
         finally:
             self.loop.remove_writer(self._fd)
 

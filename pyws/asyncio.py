@@ -35,12 +35,14 @@ from typing import (
     Callable,
     Dict,
     Generator,
+    Generic,
     List,
     Optional,
     Sequence,
     Set,
     Tuple,
     Type,
+    TypeVar,
     Union,
 )
 
@@ -59,6 +61,8 @@ from .websocket import WebSocket as Session
 __all__ = ["WebSocket", "serve", "Server", "connect", "ConnectionClosed", "HandshakeError"]
 
 logger = logging.getLogger("pyws.asyncio")
+
+T = TypeVar("T")
 
 #: ``handler(ws)``: the coroutine that serves one connection.
 Handler = Callable[["WebSocket"], Awaitable[Any]]
@@ -428,32 +432,37 @@ def _environ(method: str, target: str, version: str, headers: Sequence[Tuple[str
     return environ
 
 
-class _Serve:
-    """``serve(...)``: awaitable (the started Server) and an async context
-    manager (closed and waited for on exit)."""
+class _Opening(Generic[T]):
+    """What ``serve()`` and ``connect()`` return: awaitable (the open
+    object) and an async context manager (``finish`` on exit)."""
 
-    def __init__(self, start: Callable[[], Awaitable[Server]]) -> None:
+    def __init__(self, start: Callable[[], Awaitable[T]],
+                 finish: Callable[[T], Awaitable[None]]) -> None:
         self._start = start
-        self._server: Optional[Server] = None
+        self._finish = finish
+        self._opened: Optional[T] = None
 
-    def __await__(self) -> Generator[Any, None, Server]:
+    def __await__(self) -> Generator[Any, None, T]:
         return self._start().__await__()
 
-    async def __aenter__(self) -> Server:
-        self._server = await self._start()
-        return self._server
+    async def __aenter__(self) -> T:
+        self._opened = await self._start()
+        return self._opened
 
     async def __aexit__(self, *exc: Any) -> None:
-        server = self._server
-        if server is not None:
-            server.close()
-            await server.wait_closed()
+        if self._opened is not None:
+            await self._finish(self._opened)
+
+
+async def _close_server(server: Server) -> None:
+    server.close()
+    await server.wait_closed()
 
 
 def serve(handler: Handler, host: Union[str, Sequence[str], None] = None,
           port: Optional[int] = None, *, ssl: Optional[_ssl.SSLContext] = None,
           sock: Optional[socket.socket] = None, backlog: int = 1024,
-          options: Optional[Options] = None, **keywords: Any) -> _Serve:
+          options: Optional[Options] = None, **keywords: Any) -> _Opening[Server]:
     """Serve WebSockets on ``host``:``port`` (or on the listening ``sock``),
     over TLS with ``ssl``, running ``await handler(ws)`` for each connection.
 
@@ -479,30 +488,10 @@ def serve(handler: Handler, host: Union[str, Sequence[str], None] = None,
             backlog=backlog)
         return server
 
-    return _Serve(start)
+    return _Opening(start, _close_server)
 
 
 # -- the client ------------------------------------------------------------------
-
-class _Connect:
-    """``connect(...)``: awaitable (the open WebSocket) and an async context
-    manager (closed on exit)."""
-
-    def __init__(self, open_: Callable[[], Awaitable[WebSocket]]) -> None:
-        self._open = open_
-        self._ws: Optional[WebSocket] = None
-
-    def __await__(self) -> Generator[Any, None, WebSocket]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> WebSocket:
-        self._ws = await self._open()
-        return self._ws
-
-    async def __aexit__(self, *exc: Any) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-
 
 class _Handshake(asyncio.Protocol):
     """The client's connection until the server's answer is complete."""
@@ -564,7 +553,7 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             ping_timeout: Optional[float] = DEFAULTS.ping_timeout,
             idle_timeout: Optional[float] = DEFAULTS.idle_timeout,
             compression: Compression = DEFAULTS.compression,
-            options: Optional[Options] = None) -> _Connect:
+            options: Optional[Options] = None) -> _Opening[WebSocket]:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``):
     the arguments and errors of ``pyws.connect``.  Use as ``async with
     connect(url) as ws`` (closed on exit) or ``ws = await connect(url)``.
@@ -580,7 +569,7 @@ def connect(url: str, subprotocols: Optional[Sequence[str]] = None,
             return await _open(request, ssl_context)
         return await asyncio.wait_for(_open(request, ssl_context), request.timeout)
 
-    return _Connect(open_)
+    return _Opening(open_, WebSocket.close)
 
 
 async def _open(request: _client.Request, ssl_context: Optional[_ssl.SSLContext]) -> WebSocket:

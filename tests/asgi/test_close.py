@@ -192,18 +192,12 @@ def test_close_frame_from_client_after_app_closed_completes_handshake(server, to
         client.expect_eof()
 
 
-def test_app_gets_a_disconnect_after_its_close_before_accept(server, token):
-    client, resp = raw_request(server.port, f"/reject?id={token}")
+@pytest.mark.parametrize("path, status", [("/reject", 403), ("/deny", 401)],
+                         ids=["close-before-accept", "denial-response"])
+def test_app_gets_a_disconnect_after_refusing(server, token, path, status):
+    client, resp = raw_request(server.port, f"{path}?id={token}")
     with client:
-        assert resp.status == 403
-    record = server.recorded_disconnect(token)
-    assert (record["type"], record["code"]) == ("websocket.disconnect", 1006), record
-
-
-def test_app_gets_a_disconnect_after_its_denial_response(server, token):
-    client, resp = raw_request(server.port, f"/deny?id={token}")
-    with client:
-        assert resp.status == 401
+        assert resp.status == status
     record = server.recorded_disconnect(token)
     assert (record["type"], record["code"]) == ("websocket.disconnect", 1006), record
 

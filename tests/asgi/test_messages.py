@@ -13,22 +13,16 @@ from tests.wire import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient,
 UNICODE = "h\u00e9llo w\u00f6rld \u4e16\u754c \U0001f600"
 
 
-@pytest.mark.parametrize("message", ["plain ascii", UNICODE, ""], ids=["ascii", "unicode", "empty"])
-def test_text_message_echoes_as_text(server, message):
+@pytest.mark.parametrize("message", [
+    "plain ascii", UNICODE, "", b"\x00\x01\xfe\xff", bytes(range(256)) * 10, b""],
+    ids=["text-ascii", "text-unicode", "text-empty", "binary-short", "binary-2560",
+         "binary-empty"])
+def test_a_message_echoes_with_its_type(server, message):
+    """Text comes back as text (str), binary as binary (bytes)."""
     with ws_connect(server.url("/echo")) as ws:
         ws.send(message)
         reply = ws.recv(timeout=10)
-        assert isinstance(reply, str)
-        assert reply == message
-
-
-@pytest.mark.parametrize("message", [b"\x00\x01\xfe\xff", bytes(range(256)) * 10, b""],
-                         ids=["short", "2560", "empty"])
-def test_binary_message_echoes_as_bytes(server, message):
-    with ws_connect(server.url("/echo")) as ws:
-        ws.send(message)
-        reply = ws.recv(timeout=10)
-        assert isinstance(reply, bytes)
+        assert type(reply) is type(message)
         assert reply == message
 
 

@@ -66,6 +66,12 @@ class Served:
         return pyws.asyncio.connect(self.url(path), ssl_context=self.mode["client_ssl"],
                                     **keywords)
 
+    async def open_raw(self) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A plain stream to the server (TLS in TLS mode), for raw HTTP."""
+        return await asyncio.open_connection(
+            "127.0.0.1", self.server.port, ssl=self.mode["client_ssl"],
+            server_hostname="127.0.0.1" if self.mode["client_ssl"] else None)
+
     def websockets_connect(self, path: str = "/ws", **keywords: Any) -> Any:
         return ws_connect(self.url(path), ssl=self.mode["client_ssl"], **keywords)
 
@@ -557,12 +563,7 @@ def test_connect_errors_say_what_went_wrong():
 
 def test_a_bad_request_gets_an_http_error_and_the_server_goes_on(mode):
     async def body(served: Served) -> Tuple[bytes, Any]:
-        if served.mode["ssl"]:
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", served.server.port, ssl=served.mode["client_ssl"],
-                server_hostname="127.0.0.1")
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", served.server.port)
+        reader, writer = await served.open_raw()
         writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
         answer = await reader.read()
@@ -578,12 +579,7 @@ def test_a_bad_request_gets_an_http_error_and_the_server_goes_on(mode):
 
 def test_a_client_that_sends_no_request_gets_408(mode):
     async def body(served: Served) -> bytes:
-        if served.mode["ssl"]:
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", served.server.port, ssl=served.mode["client_ssl"],
-                server_hostname="127.0.0.1")
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", served.server.port)
+        reader, writer = await served.open_raw()
         answer = await reader.read()
         writer.close()
         return answer.split(b"\r\n")[0]
