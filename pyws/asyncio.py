@@ -59,6 +59,7 @@ from .websocket import READ_SLOW, READ_WAIT, Message, close_quietly
 from .websocket import WebSocket as Session
 
 __all__ = ["WebSocket", "serve", "Server", "connect", "ConnectionClosed", "HandshakeError"]
+# send_message and next_message are pyws.uvicorn's too (package-internal).
 
 logger = logging.getLogger("pyws.asyncio")
 
@@ -159,11 +160,7 @@ class WebSocket:
                    binary: Optional[bool] = None) -> None:
         """Send one message (str as text, bytes-like as binary, unless
         ``binary`` says otherwise).  ConnectionClosed once closed."""
-        session = self.session
-        if session.sends_now():
-            session.send(message, binary)  # nothing to wait for: no worker needed
-        else:
-            await _aio.call(session.send, message, binary)
+        await send_message(self.session, message, binary)
 
     async def close(self, code: int = 1000, reason: Union[str, bytes] = "") -> None:
         """Close with ``code`` and ``reason`` and wait for the peer's answer
@@ -178,12 +175,7 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> Message:
-        session = self.session
-        if self._reads_soon:
-            got = await _take(session)  # as in receive()
-            if got is not READ_SLOW:
-                return got  # type: ignore[no-any-return]
-        message = await _aio.call(session.next_message)
+        message = await next_message(self.session, self._reads_soon)
         if message is None:
             raise StopAsyncIteration
         return message
@@ -194,6 +186,26 @@ class WebSocket:
     async def __aexit__(self, exc_type: Optional[Type[BaseException]],
                         exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         await self.close()
+
+
+async def send_message(session: Session, message: Any, binary: Optional[bool] = None) -> None:
+    """``session.send`` from a coroutine (package-internal: pyws.uvicorn's
+    too): in the loop when it has nothing to wait for, else in a worker."""
+    if session.sends_now():
+        session.send(message, binary)
+    else:
+        await _aio.call(session.send, message, binary)
+
+
+async def next_message(session: Session, reads_soon: bool) -> Optional[Message]:
+    """``session.next_message`` from a coroutine (package-internal:
+    pyws.uvicorn's too): its first step in the loop when the transport lets
+    a coroutine await readiness (``reads_soon``), else all of it in a worker."""
+    if reads_soon:
+        got = await _take(session)
+        if got is not READ_SLOW:
+            return got  # type: ignore[no-any-return]
+    return await _aio.call(session.next_message)
 
 
 async def _take(session: Session) -> Any:
@@ -301,13 +313,19 @@ class Server:
                    headers: List[Tuple[str, str]], subprotocol: Optional[str],
                    deflate: Any, pending: bytes) -> None:
         options = self.options
-        session = await _aio.call(
-            Session, transport.sock, new_protocol(True, options.max_message_size, deflate),
-            environ=environ, path=environ["PATH_INFO"], origin=environ.get("HTTP_ORIGIN"),
-            subprotocol=subprotocol, protocol=environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"),
-            close_timeout=options.close_timeout, ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
-            pending=pending, transport=transport)
+        try:
+            session = await _aio.call(
+                Session, transport.sock, new_protocol(True, options.max_message_size, deflate),
+                environ=environ, path=environ["PATH_INFO"], origin=environ.get("HTTP_ORIGIN"),
+                subprotocol=subprotocol, protocol=environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"),
+                close_timeout=options.close_timeout, ping_interval=options.ping_interval,
+                ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
+                pending=pending, transport=transport)
+        except Exception:
+            # Out of memory, or the peer gone while the 101 went out.
+            logger.debug("WebSocket %s: no session", environ["PATH_INFO"], exc_info=True)
+            transport.close()
+            return
         ws = WebSocket(session, headers, environ.get("REMOTE_ADDR"))
         self.connections.add(ws)
         raised: Optional[BaseException] = None
@@ -371,6 +389,10 @@ class _Upgrade(asyncio.Protocol):
             self._refuse(Refusal.from_handshake_error(exc))
             return
         if parsed is None:
+            return
+        if self._server._closing is not None:
+            self._refuse(Refusal(503, "WebSocket handshake refused: the server is "
+                                      "shutting down\n"))
             return
         self._stop_timer()
         self._done = True

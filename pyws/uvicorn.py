@@ -36,6 +36,7 @@ from urllib.parse import unquote
 from . import _aio, _core
 from ._aio_transport import AsyncioTransport, transport_for
 from ._handshake import Deflate, new_protocol, switching_protocols
+from .asyncio import next_message, send_message
 from .compression import resolve
 from .exceptions import ConnectionClosed, HandshakeError
 from .options import Options
@@ -107,7 +108,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._session: Optional[Session] = None
         self._response: Optional[Tuple[int, Headers]] = None
         self._body: List[bytes] = []
-        self._disconnect: Optional[Dict[str, Any]] = None
+        self._reads_soon = False  # the session's transport lets receive await readiness
 
     # -- asyncio's side, until the application accepts ---------------------------
 
@@ -252,7 +253,7 @@ class WebSocketProtocol(asyncio.Protocol):
         session = self._session
         if self._stage != _OPEN or session is None:
             return {"type": "websocket.disconnect", "code": 1006}
-        message = await _aio.call(session.next_message)
+        message = await next_message(session, self._reads_soon)
         if message is None:
             return self._disconnected(session)
         if message.__class__ is str:
@@ -300,7 +301,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 if data is None:
                     raise RuntimeError("websocket.send needs 'text' or 'bytes'")
                 try:
-                    await _aio.call(session.send, data)
+                    await send_message(session, data)
                 except ConnectionClosed:
                     raise ClientDisconnected() from None
             elif kind == "websocket.close":
@@ -338,6 +339,7 @@ class WebSocketProtocol(asyncio.Protocol):
         pending = bytes(self._buf[self._head_length:])
         self._buf = bytearray()
         transport = transport_for(self.transport)
+        self._reads_soon = hasattr(transport, "read_soon")
         if isinstance(transport, AsyncioTransport):
             transport.on_lost = self._gone  # else this protocol still hears of it
         options = self.options

@@ -228,6 +228,26 @@ def test_closing_the_server_closes_open_connections_with_1001(mode):
     assert run(main()) == (1001, 0)
 
 
+def test_a_handshake_that_ends_while_the_server_closes_is_refused_with_503(mode):
+    async def main() -> bytes:
+        server = await pyws.asyncio.serve(echo, "127.0.0.1", 0, ssl=mode["ssl"])
+        served = Served(server, mode)
+        reader, writer = await served.open_raw()
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # half a request head
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        server.close()
+        writer.write(b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        await server.wait_closed()
+        return answer.split(b"\r\n")[0]
+
+    assert run(main()) == b"HTTP/1.1 503 Service Unavailable"
+
+
 def test_the_client_s_close_code_and_reason_reach_the_handler(mode):
     ends: List[Tuple[Optional[int], str]] = []
 
