@@ -59,7 +59,7 @@ from .websocket import READ_SLOW, READ_WAIT, Message, close_quietly
 from .websocket import WebSocket as Session
 
 __all__ = ["WebSocket", "serve", "Server", "connect", "ConnectionClosed", "HandshakeError"]
-# send_message and next_message are pyws.uvicorn's too (package-internal).
+# next_message is pyws.uvicorn's too (package-internal).
 
 logger = logging.getLogger("pyws.asyncio")
 
@@ -148,19 +148,17 @@ class WebSocket:
     async def receive(self) -> Optional[Message]:
         """The next message; None once at the end, then ConnectionClosed."""
         session = self.session
-        if self._reads_soon:
-            # receive()'s first step, in the loop; waiting for readiness is
-            # an await here.  Anything else takes the whole receive().
-            got = await _take(session)
-            if got is not READ_SLOW:
-                return got  # type: ignore[no-any-return]
-        return await _aio.call(session.receive)
+        return await next_message(session, self._reads_soon, session.receive)
 
     async def send(self, message: Union[str, bytes, bytearray, memoryview],
                    binary: Optional[bool] = None) -> None:
         """Send one message (str as text, bytes-like as binary, unless
         ``binary`` says otherwise).  ConnectionClosed once closed."""
-        await send_message(self.session, message, binary)
+        session = self.session
+        if session.sends_now():
+            session.send(message, binary)  # nothing to wait for: no worker needed
+        else:
+            await _aio.call(session.send, message, binary)
 
     async def close(self, code: int = 1000, reason: Union[str, bytes] = "") -> None:
         """Close with ``code`` and ``reason`` and wait for the peer's answer
@@ -188,45 +186,35 @@ class WebSocket:
         await self.close()
 
 
-async def send_message(session: Session, message: Any, binary: Optional[bool] = None) -> None:
-    """``session.send`` from a coroutine (package-internal: pyws.uvicorn's
-    too): in the loop when it has nothing to wait for, else in a worker."""
-    if session.sends_now():
-        session.send(message, binary)
-    else:
-        await _aio.call(session.send, message, binary)
-
-
-async def next_message(session: Session, reads_soon: bool) -> Optional[Message]:
-    """``session.next_message`` from a coroutine (package-internal:
-    pyws.uvicorn's too): its first step in the loop when the transport lets
-    a coroutine await readiness (``reads_soon``), else all of it in a worker."""
+async def next_message(session: Session, reads_soon: bool,
+                       slow: Optional[Callable[[], Optional[Message]]] = None
+                       ) -> Optional[Message]:
+    """The next message from a coroutine (package-internal: pyws.uvicorn's
+    too), or None at the end.  When the transport lets a coroutine await
+    readiness (``reads_soon``), receive's first step runs in the loop
+    (``Session.take_ready``) and the wait is an await here; anything else
+    runs the whole of ``slow`` (default: ``session.next_message``) in a
+    worker."""
     if reads_soon:
-        got = await _take(session)
-        if got is not READ_SLOW:
-            return got  # type: ignore[no-any-return]
-    return await _aio.call(session.next_message)
-
-
-async def _take(session: Session) -> Any:
-    """``receive()``'s first step in the loop (``Session.take_ready``),
-    awaiting the socket's readiness here: a message, or ``READ_SLOW`` when
-    the whole ``receive()`` must run (in a worker)."""
-    while True:
-        got = session.take_ready()
-        if got is not READ_WAIT:
-            return got
-        ready = session.read_soon()
-        if ready is None:
-            return READ_SLOW  # another coroutine waits on it
-        try:
-            await ready
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            return READ_SLOW  # receive() meets the error again
-        finally:
-            session.read_done()
+        while True:
+            got = session.take_ready()
+            if got is READ_WAIT:
+                ready = session.read_soon()
+                if ready is None:
+                    break  # another coroutine awaits it
+                try:
+                    await ready
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    break  # the slow path meets the error again
+                finally:
+                    session.read_done()
+            elif got is READ_SLOW:
+                break
+            else:
+                return got  # type: ignore[return-value]
+    return await _aio.call(slow if slow is not None else session.next_message)
 
 
 # -- the server ------------------------------------------------------------------

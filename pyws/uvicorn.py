@@ -36,7 +36,8 @@ from urllib.parse import unquote
 from . import _aio, _core
 from ._aio_transport import AsyncioTransport, transport_for
 from ._handshake import Deflate, new_protocol, switching_protocols
-from .asyncio import next_message, send_message
+from .asyncio import WebSocket as AsyncWebSocket
+from .asyncio import next_message
 from .compression import resolve
 from .exceptions import ConnectionClosed, HandshakeError
 from .options import Options
@@ -109,6 +110,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._response: Optional[Tuple[int, Headers]] = None
         self._body: List[bytes] = []
         self._reads_soon = False  # the session's transport lets receive await readiness
+        self._ws: Optional[AsyncWebSocket] = None  # the session's coroutine methods
 
     # -- asyncio's side, until the application accepts ---------------------------
 
@@ -301,7 +303,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 if data is None:
                     raise RuntimeError("websocket.send needs 'text' or 'bytes'")
                 try:
-                    await send_message(session, data)
+                    await self._ws.send(data)  # type: ignore[union-attr]
                 except ConnectionClosed:
                     raise ClientDisconnected() from None
             elif kind == "websocket.close":
@@ -351,6 +353,7 @@ class WebSocketProtocol(asyncio.Protocol):
             close_timeout=options.close_timeout, ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout, idle_timeout=options.idle_timeout,
             pending=pending, transport=transport)
+        self._ws = AsyncWebSocket(self._session)
         self._stage = _OPEN
         if self._lost and isinstance(transport, AsyncioTransport):
             transport.connection_lost(None)  # gone while the 101 was written
