@@ -282,7 +282,6 @@ class Queue:
                 future.set_result(None)
                 break
 
-    put = put_nowait
 
     def get_nowait(self) -> Any:
         if not self._items:

@@ -37,7 +37,8 @@ from .websocket import WebSocket
 
 __all__ = ["Environ", "HeaderList", "UpgradeRefusal", "OnUpgrade", "Deflate", "Negotiated",
            "Refusal", "HandshakePolicy", "asks_for_websocket", "environ_headers",
-           "negotiate", "switching_protocols", "new_websocket", "new_protocol"]
+           "negotiate", "switching_protocols", "response_head", "status_phrase",
+           "new_websocket", "new_protocol"]
 
 Environ = Dict[str, Any]
 HeaderList = List[Tuple[str, str]]
@@ -82,11 +83,7 @@ class Refusal(Exception):
 
     @property
     def status_line(self) -> str:
-        try:
-            phrase = HTTPStatus(self.status).phrase
-        except ValueError:
-            phrase = "Unknown"
-        return f"{self.status} {phrase}"
+        return f"{self.status} {status_phrase(self.status) or 'Unknown'}"
 
     def response_headers(self) -> HeaderList:
         """The headers to send: the refusal's own, plus a plain-text
@@ -362,8 +359,25 @@ def new_protocol(server: bool, max_message_size: int,
 
 
 
-def switching_protocols(headers: Sequence[Tuple[str, str]]) -> bytes:
-    """The ``101`` response head, for a route that writes it itself."""
-    head = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+def status_phrase(status: int) -> str:
+    """The reason phrase of an HTTP status ("" for a code without one)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def response_head(status: int, headers: Sequence[Tuple[str, str]],
+                  phrase: Optional[str] = None) -> bytes:
+    """An HTTP/1.1 response head: the status line (``phrase`` by default
+    the status's own) and ``headers``."""
+    if phrase is None:
+        phrase = status_phrase(status)
+    head = f"HTTP/1.1 {status} {phrase}\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
     return head.encode("latin-1")
+
+
+def switching_protocols(headers: Sequence[Tuple[str, str]]) -> bytes:
+    """The ``101`` response head, for a route that writes it itself."""
+    return response_head(101, headers)

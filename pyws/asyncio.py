@@ -49,7 +49,14 @@ from typing import (
 from . import _aio, _core
 from . import client as _client
 from ._aio_transport import transport_for
-from ._handshake import HandshakePolicy, Refusal, negotiate, new_protocol, switching_protocols
+from ._handshake import (
+    HandshakePolicy,
+    Refusal,
+    negotiate,
+    new_protocol,
+    response_head,
+    switching_protocols,
+)
 from ._runner import close_code_for, log_connection_end
 from .compression import Compression
 from .exceptions import ConnectionClosed, HandshakeError
@@ -406,11 +413,11 @@ class _Upgrade(asyncio.Protocol):
     def _refuse(self, refusal: Refusal) -> None:
         self._stop_timer()
         self._done = True
-        head = [f"HTTP/1.1 {refusal.status_line}\r\n"]
-        head += [f"{name}: {value}\r\n" for name, value in refusal.response_headers()]
-        head.append("\r\n")
-        logger.info("WebSocket handshake refused: %s", refusal.status_line)
-        self._transport.write("".join(head).encode("latin-1") + refusal.body)
+        status_line = refusal.status_line
+        logger.info("WebSocket handshake refused: %s", status_line)
+        head = response_head(refusal.status, refusal.response_headers(),
+                             status_line.split(" ", 1)[1])
+        self._transport.write(head + refusal.body)
         self._transport.close()
 
 

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from . import _aio, _core
 from ._aio_transport import AsyncioTransport, transport_for
-from ._handshake import Deflate, new_protocol, switching_protocols
+from ._handshake import Deflate, new_protocol, response_head, switching_protocols
 from .asyncio import WebSocket as AsyncWebSocket
 from .asyncio import next_message
 from .compression import resolve
@@ -377,17 +377,14 @@ class WebSocketProtocol(asyncio.Protocol):
         body = b"".join(self._body)
         self._stage = _DONE
         self._answered.set()
+        fields = [(_text(name), _text(value)) for name, value in self.default_headers + headers]
         names = {_text(name).lower() for name, _ in headers}
-        lines = [f"HTTP/1.1 {status} {_phrase(status)}\r\n"]
-        for name, value in self.default_headers + headers:
-            lines.append(f"{_text(name)}: {_text(value)}\r\n")
         if "content-length" not in names and "transfer-encoding" not in names:
-            lines.append(f"content-length: {len(body)}\r\n")
+            fields.append(("content-length", str(len(body))))
         if "connection" not in names:
-            lines.append("connection: close\r\n")
-        lines.append("\r\n")
+            fields.append(("connection", "close"))
         if not self.transport.is_closing():
-            self.transport.write("".join(lines).encode("latin-1") + body)
+            self.transport.write(response_head(status, fields) + body)
             self.transport.close()
 
 
@@ -399,14 +396,6 @@ def _header(headers: List[Tuple[str, str]], name: str) -> Optional[str]:
     values = [value for key, value in headers if key.lower() == name]
     return ", ".join(values) if values else None
 
-
-def _phrase(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def __getattr__(name: str) -> Any:
