@@ -417,13 +417,16 @@ async def _send_numbered(ws: pyws.asyncio.WebSocket, count: int, payload: str) -
 def test_a_full_send_buffer_makes_send_wait(mode):
     """The client (websocket-client, in a thread, with a 64 KiB receive
     buffer) reads nothing for half a second: the handler's sends wait
-    meanwhile, and then every message arrives, in order."""
+    meanwhile, and then every message arrives, in order.  6.5 MB: more than
+    the client's buffer and the server's (at most 4 MiB here) hold, and
+    little enough for websocket-client to read well within the timeout."""
+    COUNT = 100  # noqa: N806
     progress: List[int] = []
 
     async def handler(ws: pyws.asyncio.WebSocket) -> None:
         await ws.receive()
         payload = "y" * 65536
-        for number in range(400):
+        for number in range(COUNT):
             await ws.send(f"{number:08d}{payload}")
             progress.append(number)
 
@@ -436,7 +439,7 @@ def test_a_full_send_buffer_makes_send_wait(mode):
             conn.send("start")
             threading.Event().wait(0.5)  # reads nothing meanwhile
             stalled_at = len(progress)
-            numbers = [int(conn.recv()[:8]) for _ in range(400)]
+            numbers = [int(conn.recv()[:8]) for _ in range(COUNT)]
         finally:
             conn.close()
         return stalled_at, numbers
@@ -445,8 +448,8 @@ def test_a_full_send_buffer_makes_send_wait(mode):
         return await asyncio.to_thread(client, served.url())
 
     stalled_at, numbers = serve_and(handler, mode, body, compression=False)
-    assert stalled_at < 400, "send() never waited for the reader"
-    assert numbers == list(range(400))
+    assert stalled_at < COUNT, "send() never waited for the reader"
+    assert numbers == list(range(COUNT))
 
 
 # -- concurrency and cancellation --------------------------------------------
